@@ -1,0 +1,42 @@
+# fairtrain: `make run` starts the demo, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+LINT_DIRS := $(wildcard src tests benchmarks scripts)
+
+.PHONY: run test lint install uv system-deps services security soak benchmarks clean
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+
+install: uv
+	$(UV) sync --frozen
+
+## Start the demo marketplace on http://127.0.0.1:8000 (SQLite, local vault, in-process jobs).
+run: install
+	$(UV) run fairtrain serve --demo --host 127.0.0.1 --port 8000
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+services:
+	@bash scripts/start-services.sh
+
+## Install everything and run the whole suite (SQLite and PostgreSQL).
+test: install system-deps services
+	$(UV) run pytest
+
+## Fast security suite (also part of `make test`): authorisation matrix, fuzzing, web security.
+security: install services
+	$(UV) run pytest tests/security tests/functional/test_authz_matrix.py
+
+lint: install
+	$(UV) run ruff check $(LINT_DIRS)
+	$(UV) run ruff format --check $(LINT_DIRS)
+	$(UV) run mypy --strict src/
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,188 @@
+"""Vault benchmark: encrypt+store throughput against a raw file copy, and peak memory.
+
+    uv run python benchmarks/vault.py            # 512 MiB file, 2 GiB stream
+    uv run python benchmarks/vault.py --quick    # 128 MiB file, 512 MiB stream
+
+Figures:
+
+* **store throughput**: ``store_blob`` (SHA-256 of the plaintext, AES-256-GCM in 1 MiB
+  chunks, write to a temp file, fsync, rename, SQLite row + audit event) on a file,
+  against ``shutil.copyfile`` of the same file in the same run, and against a copy
+  followed by fsync (the vault's durability guarantee). Target: >= 0.6x the copy.
+* **read throughput**: ``open_blob`` (decrypt, verify every tag, re-hash) to nowhere.
+* **peak RSS** of a fresh process storing a generated stream (never on disk as
+  plaintext), from ``resource.getrusage``. Target: < 200 MB.
+
+Machines shared with other work give noisy figures: the baseline is measured in the same
+run so the ratio is the figure to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fairtrain.vault.backends import LocalDirectoryBackend
+from fairtrain.vault.keys import KeyRing
+
+MiB = 1 << 20
+
+
+def _make_file(path: Path, size: int) -> None:
+    block = bytearray(os.urandom(MiB))
+    with path.open("wb") as handle:
+        for index in range(size // MiB):
+            block[:8] = index.to_bytes(8, "big")  # no two blocks alike
+            handle.write(block)
+
+
+def _vault(workdir: Path) -> tuple[sessionmaker[Session], LocalDirectoryBackend, KeyRing]:
+    import fairtrain.models  # noqa: F401  # registers the core tables
+    from fairtrain.db import Base, make_engine, make_session_factory
+    from fairtrain.vault import models  # noqa: F401
+
+    engine = make_engine(f"sqlite:///{workdir / 'bench.db'}")
+    Base.metadata.create_all(engine)
+    keyring = KeyRing.from_file(workdir / "kek.b64", create=True)
+    backend = LocalDirectoryBackend(workdir / "vault")
+    return make_session_factory(engine), backend, keyring
+
+
+def _timed(label: str, size: int, action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - start
+    rate = size / MiB / seconds
+    print(f"  {label:<34} {seconds:7.2f} s  {rate:8.1f} MiB/s")
+    return rate
+
+
+def throughput(size: int) -> float:
+    from fairtrain.vault.service import open_blob, store_blob
+
+    with tempfile.TemporaryDirectory(prefix="vault-bench-", dir=os.environ.get("TMPDIR")) as d:
+        workdir = Path(d)
+        source = workdir / "source.bin"
+        _make_file(source, size)
+        sessions, backend, keyring = _vault(workdir)
+        print(f"Throughput on a {size // MiB} MiB file:")
+
+        def copy() -> None:
+            shutil.copyfile(source, workdir / "copy.bin")
+
+        def copy_fsync() -> None:
+            shutil.copyfile(source, workdir / "copy2.bin")
+            descriptor = os.open(workdir / "copy2.bin", os.O_RDONLY)
+            os.fsync(descriptor)
+            os.close(descriptor)
+
+        blob_ids: list[str] = []
+
+        def store() -> None:
+            with sessions() as session, source.open("rb") as handle:
+                blob = store_blob(
+                    session,
+                    backend,
+                    owner="user:usr_bench",
+                    stream=handle,
+                    media_type="video/mp4",
+                    max_bytes=size,
+                    keyring=keyring,
+                )
+                session.commit()
+                blob_ids.append(blob.id)
+
+        def read() -> None:
+            with sessions() as session:
+                for _piece in open_blob(session, backend, blob_ids[0], keyring=keyring):
+                    pass
+
+        # Warm the page cache so neither side pays for the first read from disk.
+        copy()
+        copy_rate = _timed("raw copy (shutil.copyfile)", size, copy)
+        fsync_rate = _timed("raw copy + fsync", size, copy_fsync)
+        (workdir / "copy.bin").unlink()
+        (workdir / "copy2.bin").unlink()
+        store_rate = _timed("vault store (hash+encrypt+fsync)", size, store)
+        read_rate = _timed("vault read (decrypt+verify)", size, read)
+        ratio = store_rate / copy_rate
+        print(f"  store / copy         = {ratio:.2f}x  (target >= 0.60x)")
+        print(f"  store / copy+fsync   = {store_rate / fsync_rate:.2f}x")
+        print(f"  read / copy          = {read_rate / copy_rate:.2f}x")
+        return ratio
+
+
+def _generated(size: int) -> Iterator[bytes]:
+    block = bytearray(os.urandom(MiB))
+    for index in range(size // MiB):
+        block[:8] = index.to_bytes(8, "big")
+        yield bytes(block)
+
+
+def rss_child(size: int) -> None:
+    """Runs in a fresh process: store ``size`` generated bytes, print peak RSS in KiB."""
+    from fairtrain.vault.service import store_blob
+
+    with tempfile.TemporaryDirectory(prefix="vault-rss-", dir=os.environ.get("TMPDIR")) as d:
+        sessions, backend, keyring = _vault(Path(d))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with sessions() as session:
+            store_blob(
+                session,
+                backend,
+                owner="user:usr_bench",
+                stream=_generated(size),
+                media_type="video/mp4",
+                max_bytes=size,
+                keyring=keyring,
+            )
+            session.commit()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(before, after)
+
+
+def peak_rss(size: int) -> float:
+    start = time.perf_counter()
+    output = subprocess.run(
+        [sys.executable, __file__, "--rss-child", str(size)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    before, after = (int(value) / 1024 for value in output)  # ru_maxrss is KiB on Linux
+    seconds = time.perf_counter() - start
+    print(f"Peak RSS storing a {size / (1 << 30):.1f} GiB stream ({seconds:.1f} s):")
+    print(f"  before the store {before:7.1f} MiB (interpreter, SQLAlchemy, cryptography)")
+    print(f"  peak             {after:7.1f} MiB  (target < 200 MB = 190.7 MiB)")
+    print(f"  growth           {after - before:7.1f} MiB  ({size / MiB:.0f} MiB stored)")
+    return after
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="128 MiB file, 512 MiB stream")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    file_size = (128 if args.quick else 512) * MiB
+    stream_size = (512 * MiB) if args.quick else (2 << 30)
+    ratio = throughput(file_size)
+    peak = peak_rss(stream_size)
+    verdict = "met" if ratio >= 0.6 and peak < 200_000_000 / MiB else "NOT met"
+    print(f"Targets {verdict}: store/copy {ratio:.2f}x, peak RSS {peak:.0f} MiB.")
+
+
+if __name__ == "__main__":
+    main()

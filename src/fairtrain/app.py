@@ -1,0 +1,137 @@
+"""Builds the ASGI app: settings, database, routers, pages, middleware and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
+
+from fairtrain import __version__
+from fairtrain.accounts.api import router as accounts_router
+from fairtrain.accounts.passwords import PasswordPolicy
+from fairtrain.audit.api import router as audit_router
+from fairtrain.bootstrap import prepare_settings
+from fairtrain.config import Settings, get_settings
+from fairtrain.db import make_engine, make_session_factory
+from fairtrain.jobs.queue import JobQueue
+from fairtrain.logs import configure_logging
+from fairtrain.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from fairtrain.problems import PROBLEM_RESPONSES, problem_response, register_error_handlers
+from fairtrain.runtime import Runtime
+from fairtrain.web.org_pages import router as org_pages_router
+from fairtrain.web.pages import router as pages_router
+
+__all__ = ["UPLOAD_PREFIXES", "create_app", "route_inventory"]
+
+WEB_DIR = Path(__file__).parent / "web"
+# Paths whose bodies stream to the vault under per-modality limits instead of the JSON limit.
+UPLOAD_PREFIXES = ("/api/v1/uploads",)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = prepare_settings(settings or get_settings())
+    configure_logging()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs: JobQueue = app.state.jobs
+        if settings.jobs_in_process and not jobs.immediate:
+            jobs.resume()
+            jobs.start_consumer(settings.jobs_in_process_workers)
+        try:
+            yield
+        finally:
+            jobs.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="fairtrain",
+        version=__version__,
+        summary="License your own data for AI training on terms you set, read, check and withdraw.",
+        openapi_url="/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    engine = make_engine(settings.effective_database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.state.runtime = Runtime(settings)
+    app.state.jobs = JobQueue(settings.effective_jobs_url, app.state.sessions, app.state.runtime)
+    app.state.passwords = PasswordPolicy(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    templates.env.globals["version"] = __version__
+    app.state.templates = templates
+
+    register_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_json_body_bytes,
+        exempt_prefixes=UPLOAD_PREFIXES,
+    )
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(accounts_router, responses=PROBLEM_RESPONSES)
+    app.include_router(audit_router, responses=PROBLEM_RESPONSES)
+    app.include_router(pages_router)
+    app.include_router(org_pages_router)
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up.")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database answers.",
+        responses={503: PROBLEM_RESPONSES[401] | {"description": "Not ready."}},
+    )
+    def readyz(request: Request) -> Response:
+        try:
+            with request.app.state.sessions() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:  # any driver error means "not ready", never a crash
+            return problem_response(
+                request,
+                status=503,
+                code="database_unavailable",
+                detail="The database does not answer.",
+            )
+        return JSONResponse({"status": "ready", "database": "ok"})
+
+    return app
+
+
+def route_inventory(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves, including routes of included routers.
+
+    The authorisation matrix test and the API docs test both start from this list, so a
+    new route cannot go unchecked or undocumented.
+    """
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        contexts = (
+            route.effective_route_contexts()
+            if hasattr(route, "effective_route_contexts")
+            else [route]
+        )
+        for context in contexts:
+            path = getattr(context, "path", None)
+            methods = getattr(context, "methods", None) or set()
+            if path is None or path.startswith("/static"):
+                continue
+            for method in methods:
+                if method != "HEAD":
+                    found.add((method, path))
+    return sorted(found, key=lambda item: (item[1], item[0]))

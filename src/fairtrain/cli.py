@@ -1,0 +1,188 @@
+"""The ``fairtrain`` command: the product's front door for operators and scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fairtrain import __version__
+from fairtrain.accounts import service as accounts
+from fairtrain.accounts.models import UserKind
+from fairtrain.accounts.passwords import PasswordPolicy
+from fairtrain.audit.cli import app as audit_app
+from fairtrain.bootstrap import InsecureConfiguration, prepare_settings
+from fairtrain.config import Mode, Settings, get_settings, reset_settings_cache
+from fairtrain.db import make_engine, make_session_factory, session_scope
+from fairtrain.errors import DomainError
+from fairtrain.vault.cli import app as vault_app
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="fairtrain",
+    help="fairtrain: license your own data for AI training on terms you set.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+db_app = typer.Typer(help="Database schema: apply migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Create accounts from the command line.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(vault_app, name="vault")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fairtrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """fairtrain: license your own data for AI training on terms you set."""
+
+
+def _passwords(settings: Settings) -> PasswordPolicy:
+    return PasswordPolicy(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (safe to run from several processes at once)."""
+    from fairtrain.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine, revision)
+    engine.dispose()
+    console.print(f"Database at revision [bold]{revision}[/bold].")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Login e-mail address.")],
+    kind: Annotated[UserKind, typer.Option(help="operator or auditor.")],
+    display_name: Annotated[str, typer.Option("--name", help="Display name.")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Password; read from FAIRTRAIN_NEW_PASSWORD or prompted when omitted.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Create an operator or auditor account (contributors and buyers sign up themselves)."""
+    settings = get_settings()
+    secret = password or os.environ.get("FAIRTRAIN_NEW_PASSWORD")
+    if secret is None:
+        secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = accounts.create_staff_user(
+                session,
+                _passwords(settings),
+                kind=kind,
+                email=email,
+                password=secret,
+                display_name=display_name,
+                actor="system:cli",
+            )
+            result = {"id": user.id, "email": user.email, "kind": str(user.kind)}
+    except DomainError as error:
+        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    finally:
+        engine.dispose()
+    if as_json:
+        console.print_json(json.dumps(result))
+    else:
+        console.print(f"Created {result['kind']} {result['email']} ({result['id']}).")
+
+
+@app.command()
+def serve(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo mode: local SQLite, demo accounts, dev keys.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (uvicorn).")] = 1,
+) -> None:
+    """Serve the web app and the API."""
+    import uvicorn
+
+    from fairtrain.demo import seed_demo
+    from fairtrain.migrate import upgrade
+
+    if demo:
+        os.environ["FAIRTRAIN_MODE"] = Mode.DEMO.value
+        reset_settings_cache()
+    try:
+        settings = prepare_settings(get_settings())
+    except InsecureConfiguration as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from error
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    if demo:
+        with session_scope(make_session_factory(engine)) as session:
+            logins = seed_demo(session, _passwords(settings))
+        table = Table(title=f"fairtrain demo on http://{host}:{port}")
+        for column in ("role", "e-mail", "password"):
+            table.add_column(column)
+        for login in logins:
+            table.add_row(login.role, login.email, login.password)
+        console.print(table)
+    engine.dispose()
+    uvicorn.run(
+        "fairtrain.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def worker(
+    workers: Annotated[int, typer.Option(help="Worker threads in this process.")] = 2,
+) -> None:
+    """Run background-job workers against FAIRTRAIN_JOBS_URL (Redis at scale)."""
+    from fairtrain.jobs.queue import JobQueue
+    from fairtrain.runtime import Runtime
+    from fairtrain.tasks import register_all
+
+    settings = get_settings()
+    register_all()
+    engine = make_engine(settings.effective_database_url)
+    queue = JobQueue(settings.effective_jobs_url, make_session_factory(engine), Runtime(settings))
+    resumed = queue.resume()
+    console.print(f"Resumed {len(resumed)} unfinished job(s); {workers} worker(s) running.")
+    queue.run_worker(workers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,146 @@
+"""Settings: one typed class, read from ``FAIRTRAIN_*`` environment variables and ``.env``.
+
+Outside demo/dev mode the app refuses to start with a missing or default secret and says
+which one (``Settings.insecure_reasons``). In demo/dev mode missing key files are created
+under ``data_dir/keys`` so ``make run`` works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["KNOWN_DEFAULT_SECRETS", "Mode", "Settings", "get_settings", "reset_settings_cache"]
+
+# Secrets that appear in examples and tutorials; a production server must not run with them.
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "dev", "demo", "password", "fairtrain"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class Mode(StrEnum):
+    PRODUCTION = "production"
+    DEV = "dev"
+    DEMO = "demo"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FAIRTRAIN_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    mode: Mode = Mode.PRODUCTION
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+    )
+    vault_url: str | None = Field(
+        default=None,
+        description="file:///path or s3://bucket?endpoint=http://host:port (default: data_dir).",
+    )
+    jobs_url: str | None = Field(
+        default=None,
+        description="sqlite:///path (embedded), redis://host:port/db, or 'immediate' (tests).",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs sessions, CSRF tokens and download links."
+    )
+    kek_path: Path | None = Field(
+        default=None, description="Vault key-encryption key file (32 random bytes, base64)."
+    )
+    signing_key_path: Path | None = Field(
+        default=None, description="Platform Ed25519 private key (PEM): audit, receipts, licences."
+    )
+    base_url: str = "http://127.0.0.1:8000"
+    # The embedded default runs job workers in threads of the web process; at scale set
+    # this to false and run `fairtrain worker` processes against a Redis queue.
+    jobs_in_process: bool = True
+    jobs_in_process_workers: int = 2
+
+    # Sessions and login throttling.
+    session_ttl_seconds: int = 60 * 60 * 24 * 14
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 15 * 60
+    cookie_secure: bool = False
+    # argon2id costs; the defaults follow argon2-cffi's (RFC 9106 "second choice").
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+    # Request limits (uploads have their own per-modality limits in ingest).
+    max_json_body_bytes: int = 1_048_576
+
+    # Audit.
+    audit_checkpoint_every: int = 1000
+
+    # Marketplace.
+    k_anonymity: int = 5
+    platform_fee_bps: int = 2000  # 20.00 % of each sale goes to the platform.
+    minimum_price_minor: int = 1
+
+    @property
+    def is_relaxed(self) -> bool:
+        """Demo and dev modes create missing keys instead of refusing to start."""
+        return self.mode in (Mode.DEMO, Mode.DEV)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'fairtrain.db').resolve()}"
+
+    @property
+    def effective_vault_url(self) -> str:
+        return self.vault_url or (self.data_dir / "vault").resolve().as_uri()
+
+    @property
+    def effective_jobs_url(self) -> str:
+        return self.jobs_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+
+    @property
+    def effective_kek_path(self) -> Path:
+        return self.kek_path or self.keys_dir / "kek.b64"
+
+    @property
+    def effective_signing_key_path(self) -> Path:
+        return self.signing_key_path or self.keys_dir / "platform-ed25519.pem"
+
+    def insecure_reasons(self) -> list[str]:
+        """Why this configuration must not serve real users (empty when it may)."""
+        if self.is_relaxed:
+            return []
+        reasons: list[str] = []
+        secret = self.secret_key.get_secret_value() if self.secret_key else None
+        if secret is None:
+            reasons.append("FAIRTRAIN_SECRET_KEY is not set")
+        elif secret.strip().lower() in KNOWN_DEFAULT_SECRETS:
+            reasons.append("FAIRTRAIN_SECRET_KEY is a well-known default value")
+        elif len(secret) < MIN_SECRET_LENGTH:
+            reasons.append(f"FAIRTRAIN_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters")
+        if self.kek_path is None:
+            reasons.append("FAIRTRAIN_KEK_PATH is not set (vault key-encryption key)")
+        elif not self.kek_path.is_file():
+            reasons.append(f"FAIRTRAIN_KEK_PATH points to a missing file: {self.kek_path}")
+        if self.signing_key_path is None:
+            reasons.append("FAIRTRAIN_SIGNING_KEY_PATH is not set (platform Ed25519 key)")
+        elif not self.signing_key_path.is_file():
+            reasons.append(
+                f"FAIRTRAIN_SIGNING_KEY_PATH points to a missing file: {self.signing_key_path}"
+            )
+        return reasons
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,17 @@
+"""Every table of every domain, imported in one place for Alembic and ``create_all``."""
+
+from __future__ import annotations
+
+from fairtrain.accounts import models as accounts_models
+from fairtrain.audit import models as audit_models
+from fairtrain.db import Base
+from fairtrain.ingest import models as ingest_models
+from fairtrain.jobs import models as jobs_models
+from fairtrain.vault import models as vault_models
+
+__all__ = ["Base", "metadata"]
+
+# Imported for their side effect of registering tables on Base.metadata.
+_DOMAIN_MODELS = (accounts_models, audit_models, ingest_models, jobs_models, vault_models)
+
+metadata = Base.metadata

@@ -1,0 +1,289 @@
+"""The authorisation matrix: every route of the app × every role × own vs another tenant.
+
+The test enumerates the app's routes at run time and fails when one is missing from
+MATRIX, so a new route cannot ship unchecked. For each route it asks as every role:
+allowed roles must get a success (< 400, and never a redirect to the login page); every
+other role must be refused (401/403/404 or, for pages, a redirect to /login). For routes
+that address a tenant's object, each allowed tenant role then asks for the *other*
+tenant's object and must be refused: the Neon-style breach (any user reading any other
+user's calls) is what this proves impossible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+from tests.factories import STRONG_PASSWORD, login, unique_email
+from tests.functional.authz_world import ROLES, Caller, World, build_world
+
+from fairtrain.app import route_inventory
+
+EVERYONE = frozenset(ROLES)
+PERSONS = frozenset({"contributor", "buyer_admin", "buyer_member", "operator", "auditor"})
+ORG_READERS = frozenset({"buyer_admin", "buyer_member", "api_key", "operator"})
+ORG_ADMIN = frozenset({"buyer_admin"})
+TENANT_ROLES = frozenset({"contributor", "buyer_admin", "buyer_member", "api_key"})
+
+Builder = Callable[[World, Caller, str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: frozenset[str]
+    build: Builder = field(default=lambda world, caller, tenant: {})
+    # Addresses an object owned by a tenant: also probe the other tenant's object.
+    tenant_scoped: bool = False
+
+
+def _org(world: World, caller: Caller, tenant: str) -> str:
+    org_id = world.tenant(tenant).buyer_admin.org_id
+    assert org_id
+    return org_id
+
+
+def _contributor_body() -> dict[str, Any]:
+    return {
+        "email": unique_email("m"),
+        "password": STRONG_PASSWORD,
+        "display_name": "Matrix Person",
+        "date_of_birth": "1988-08-08",
+        "adult_attestation": True,
+        "jurisdiction": "FR",
+    }
+
+
+def _session_id(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    # A fresh extra session, so deleting it leaves the caller logged in: the caller's own
+    # when asking as a person for "own", else the named tenant's contributor's.
+    owner = (
+        caller
+        if (tenant == "own" and caller.role in PERSONS)
+        else (world.tenant(tenant).contributor)
+    )
+    assert owner.email
+    fresh = login(world.extra["make_client"](), owner.email)
+    sessions = fresh.client.get("/api/v1/me/sessions").json()
+    current = next(s for s in sessions if s["current"])
+    return {"path_params": {"session_id": current["id"]}}
+
+
+def _new_member(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    admin = world.tenant(tenant).buyer_admin
+    email = unique_email("gone")
+    response = admin.request(
+        "POST",
+        f"/api/v1/orgs/{admin.org_id}/members",
+        json={"email": email, "password": STRONG_PASSWORD, "display_name": "Leaving Soon"},
+    )
+    assert response.status_code == 201, response.text
+    return {"path_params": {"org_id": admin.org_id, "user_id": response.json()["user_id"]}}
+
+
+def _new_key(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    admin = world.tenant(tenant).buyer_admin
+    response = admin.request(
+        "POST",
+        f"/api/v1/orgs/{admin.org_id}/api-keys",
+        json={"name": "disposable", "scopes": ["catalog:read"]},
+    )
+    assert response.status_code == 201, response.text
+    return {"path_params": {"org_id": admin.org_id, "key_id": response.json()["id"]}}
+
+
+def _login_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "email": world.own.contributor.email,
+            "password": STRONG_PASSWORD,
+            "csrf_token": caller.page_csrf("/login"),
+        }
+    }
+
+
+def _signup_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    body = _contributor_body()
+    body["adult_attestation"] = "yes"
+    body["csrf_token"] = caller.page_csrf("/signup")
+    return {"data": body}
+
+
+def _buyer_signup_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "org_name": "Form Org",
+            "email": unique_email("bf"),
+            "password": STRONG_PASSWORD,
+            "display_name": "Form Buyer",
+            "jurisdiction": "DK",
+            "csrf_token": caller.page_csrf("/signup/buyer"),
+        }
+    }
+
+
+def _logout_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    return {"data": {"csrf_token": caller.csrf or ""}}
+
+
+MATRIX: dict[tuple[str, str], Rule] = {
+    # Operations and documentation: public by design.
+    ("GET", "/healthz"): Rule(EVERYONE),
+    ("GET", "/readyz"): Rule(EVERYONE),
+    ("GET", "/openapi.json"): Rule(EVERYONE),
+    ("GET", "/api/docs"): Rule(EVERYONE),
+    ("GET", "/docs/oauth2-redirect"): Rule(EVERYONE),
+    # Accounts.
+    ("POST", "/api/v1/accounts/contributors"): Rule(
+        EVERYONE, lambda w, c, t: {"json": _contributor_body()}
+    ),
+    ("POST", "/api/v1/accounts/buyers"): Rule(
+        EVERYONE,
+        lambda w, c, t: {
+            "json": {
+                "org_name": "Matrix Org",
+                "email": unique_email("b"),
+                "password": STRONG_PASSWORD,
+                "display_name": "Matrix Buyer",
+                "jurisdiction": "BE",
+            }
+        },
+    ),
+    ("POST", "/api/v1/auth/login"): Rule(
+        EVERYONE,
+        lambda w, c, t: {"json": {"email": w.own.contributor.email, "password": STRONG_PASSWORD}},
+    ),
+    ("POST", "/api/v1/auth/logout"): Rule(PERSONS),
+    ("GET", "/api/v1/me"): Rule(PERSONS),
+    ("GET", "/api/v1/me/sessions"): Rule(PERSONS),
+    ("DELETE", "/api/v1/me/sessions/{session_id}"): Rule(PERSONS, _session_id, tenant_scoped=True),
+    ("GET", "/api/v1/orgs/{org_id}"): Rule(
+        ORG_READERS,
+        lambda w, c, t: {"path_params": {"org_id": _org(w, c, t)}},
+        tenant_scoped=True,
+    ),
+    ("GET", "/api/v1/orgs/{org_id}/members"): Rule(
+        ORG_READERS,
+        lambda w, c, t: {"path_params": {"org_id": _org(w, c, t)}},
+        tenant_scoped=True,
+    ),
+    ("POST", "/api/v1/orgs/{org_id}/members"): Rule(
+        ORG_ADMIN,
+        lambda w, c, t: {
+            "path_params": {"org_id": _org(w, c, t)},
+            "json": {
+                "email": unique_email("n"),
+                "password": STRONG_PASSWORD,
+                "display_name": "New Member",
+            },
+        },
+        tenant_scoped=True,
+    ),
+    ("DELETE", "/api/v1/orgs/{org_id}/members/{user_id}"): Rule(
+        ORG_ADMIN, _new_member, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/orgs/{org_id}/api-keys"): Rule(
+        ORG_ADMIN,
+        lambda w, c, t: {"path_params": {"org_id": _org(w, c, t)}},
+        tenant_scoped=True,
+    ),
+    ("POST", "/api/v1/orgs/{org_id}/api-keys"): Rule(
+        ORG_ADMIN,
+        lambda w, c, t: {
+            "path_params": {"org_id": _org(w, c, t)},
+            "json": {"name": "matrix", "scopes": ["catalog:read"]},
+        },
+        tenant_scoped=True,
+    ),
+    ("DELETE", "/api/v1/orgs/{org_id}/api-keys/{key_id}"): Rule(
+        ORG_ADMIN, _new_key, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/me/profile"): Rule(frozenset({"contributor"})),
+    ("PUT", "/api/v1/me/profile"): Rule(
+        frozenset({"contributor"}),
+        lambda w, c, t: {"json": {"share_age_band": True, "gender": "woman", "languages": ["en"]}},
+    ),
+    # Audit.
+    ("GET", "/api/v1/audit/events"): Rule(frozenset({"operator", "auditor"})),
+    ("GET", "/api/v1/audit/status"): Rule(frozenset({"operator", "auditor"})),
+    ("GET", "/api/v1/me/audit-events"): Rule(PERSONS),
+    # Pages.
+    ("GET", "/"): Rule(EVERYONE),
+    ("GET", "/login"): Rule(EVERYONE),
+    ("POST", "/login"): Rule(EVERYONE, _login_form),
+    ("GET", "/signup"): Rule(EVERYONE),
+    ("POST", "/signup"): Rule(EVERYONE, _signup_form),
+    ("POST", "/logout"): Rule(EVERYONE, _logout_form),
+    ("GET", "/account"): Rule(PERSONS),
+    ("GET", "/signup/buyer"): Rule(EVERYONE),
+    ("POST", "/signup/buyer"): Rule(EVERYONE, _buyer_signup_form),
+    ("GET", "/org"): Rule(frozenset({"buyer_admin", "buyer_member"})),
+    ("POST", "/org/api-keys"): Rule(
+        ORG_ADMIN,
+        lambda w, c, t: {
+            "data": {"name": "page key", "scopes": ["catalog:read"], "csrf_token": c.csrf or ""}
+        },
+    ),
+    ("POST", "/org/api-keys/{key_id}/revoke"): Rule(
+        ORG_ADMIN,
+        lambda w, c, t: {**_new_key(w, c, t), "data": {"csrf_token": c.csrf or ""}},
+        tenant_scoped=True,
+    ),
+}
+
+
+def _is_refusal(response: Any) -> bool:
+    if response.status_code in (401, 403, 404):
+        return True
+    return response.status_code in (302, 303) and response.headers.get("location", "").endswith(
+        "/login"
+    )
+
+
+def _send(caller: Caller, method: str, path: str, spec: dict[str, Any]) -> Any:
+    spec = dict(spec)
+    params = spec.pop("path_params", {})
+    return caller.request(method, path.format(**params), **spec)
+
+
+def test_every_route_is_in_the_matrix(app) -> None:  # type: ignore[no-untyped-def]
+    served = set(route_inventory(app))
+    missing = sorted(served - set(MATRIX))
+    stale = sorted(set(MATRIX) - served)
+    assert not missing, f"routes without an authorisation rule: {missing}"
+    assert not stale, f"matrix rules for routes that no longer exist: {stale}"
+
+
+@pytest.fixture
+def world(make_client, db: Session, app) -> World:  # type: ignore[no-untyped-def]
+    built = build_world(make_client, db, app.state.passwords)
+    built.extra["make_client"] = make_client
+    return built
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+def test_route_authorisation(route: tuple[str, str], world: World) -> None:
+    method, path = route
+    rule = MATRIX[route]
+    for role in ROLES:
+        caller = world.caller(role, "own")
+        response = _send(caller, method, path, rule.build(world, caller, "own"))
+        if role in rule.allow:
+            assert response.status_code < 400 and not _is_refusal(response), (
+                f"{role} was refused {method} {path}: {response.status_code} {response.text[:300]}"
+            )
+        else:
+            assert _is_refusal(response), (
+                f"{role} was NOT refused {method} {path}: {response.status_code} "
+                f"{response.text[:300]}"
+            )
+    if rule.tenant_scoped:
+        for role in sorted(rule.allow & TENANT_ROLES):
+            caller = world.caller(role, "own")
+            response = _send(caller, method, path, rule.build(world, caller, "other"))
+            assert _is_refusal(response), (
+                f"LEAK: {role} of tenant A reached tenant B's object via {method} {path}: "
+                f"{response.status_code} {response.text[:300]}"
+            )
