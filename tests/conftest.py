@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
+from moto.server import ThreadedMotoServer
+from mypy_boto3_s3 import S3Client
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -22,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fairtrain.app import create_app
 from fairtrain.config import Mode, Settings
 from fairtrain.db import make_engine
+from fairtrain.ids import new_id
 from fairtrain.migrate import upgrade
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,11 +41,17 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def make_test_settings(data_dir: Path, database_url: str) -> Settings:
+REGION = "us-east-1"
+
+
+def make_test_settings(
+    data_dir: Path, database_url: str, *, vault_url: str | None = None
+) -> Settings:
     return Settings(
         mode=Mode.DEV,
         data_dir=data_dir,
         database_url=database_url,
+        vault_url=vault_url,
         secret_key=SecretStr(secrets.token_urlsafe(48)),
         # Cheap argon2 so tests create users quickly; production keeps the defaults.
         argon2_time_cost=1,
@@ -108,9 +122,60 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     session.close()
 
 
+# -- S3: moto's real HTTP server on loopback, one per test session, a bucket per test --
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as patch:
+        # moto accepts any credentials; boto3 needs some to sign requests.
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, engine: Engine) -> Settings:
-    return make_test_settings(tmp_path / "data", str(engine.url))
+def s3_client(s3_endpoint: str) -> S3Client:
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_client: S3Client) -> str:
+    bucket = new_id("bkt").replace("_", "-")
+    s3_client.create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture
+def settings(tmp_path: Path, engine: Engine, request: pytest.FixtureRequest) -> Settings:
+    """SQLite runs with the local vault; PostgreSQL with the S3 vault (moto), so both
+    deployment shapes are exercised by every test that uses the app."""
+    vault_url = None
+    if engine.dialect.name == "postgresql":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        vault_url = f"s3://{bucket}?endpoint={endpoint}&region={REGION}"
+    return make_test_settings(tmp_path / "data", str(engine.url), vault_url=vault_url)
 
 
 @pytest.fixture
@@ -141,3 +206,31 @@ def make_client(app):  # type: ignore[no-untyped-def]
     yield factory
     for test_client in clients:
         test_client.__exit__(None, None, None)
+
+
+# -- a real server on loopback (browser tests, the upload CLI) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("browser")
+    settings = make_test_settings(data_dir, f"sqlite:///{data_dir / 'fairtrain.db'}")
+    settings = settings.model_copy(update={"jobs_url": f"sqlite:///{data_dir / 'jobs.db'}"})
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    engine.dispose()
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from fairtrain import __version__
 from fairtrain.accounts.api import router as accounts_router
@@ -19,11 +21,16 @@ from fairtrain.audit.api import router as audit_router
 from fairtrain.bootstrap import prepare_settings
 from fairtrain.config import Settings, get_settings
 from fairtrain.db import make_engine, make_session_factory
+from fairtrain.ingest.api import router as ingest_router
+from fairtrain.ingest.service import UploadContext
+from fairtrain.ingest.sniff import Limits, inspect
 from fairtrain.jobs.queue import JobQueue
 from fairtrain.logs import configure_logging
 from fairtrain.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from fairtrain.problems import PROBLEM_RESPONSES, problem_response, register_error_handlers
 from fairtrain.runtime import Runtime
+from fairtrain.tasks import register_all
+from fairtrain.web.asset_pages import router as asset_pages_router
 from fairtrain.web.org_pages import router as org_pages_router
 from fairtrain.web.pages import router as pages_router
 
@@ -37,6 +44,7 @@ UPLOAD_PREFIXES = ("/api/v1/uploads",)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = prepare_settings(settings or get_settings())
     configure_logging()
+    register_all()  # every job handler, so in-process jobs can run any kind
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,8 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
-    app.state.runtime = Runtime(settings)
-    app.state.jobs = JobQueue(settings.effective_jobs_url, app.state.sessions, app.state.runtime)
+    runtime = Runtime(settings)
+    app.state.runtime = runtime
+    app.state.jobs = JobQueue(settings.effective_jobs_url, app.state.sessions, runtime)
+    app.state.upload_context = upload_context(settings, runtime, app.state.jobs.dispatch)
+    app.state.open_blob = runtime.vault.open_blob
     app.state.passwords = PasswordPolicy(
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,
@@ -83,8 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(accounts_router, responses=PROBLEM_RESPONSES)
     app.include_router(audit_router, responses=PROBLEM_RESPONSES)
+    app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
     app.include_router(pages_router)
     app.include_router(org_pages_router)
+    app.include_router(asset_pages_router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up.")
@@ -113,6 +126,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def upload_context(
+    settings: Settings, runtime: Runtime, dispatch: Callable[[str], None]
+) -> UploadContext:
+    """How uploads are stored and checked in this process (the vault, the sniffer)."""
+    vault = runtime.vault
+    limits = Limits.from_settings(settings)
+
+    def delete_blob(session: Session, blob_id: str) -> None:
+        vault.delete_blob(session, blob_id)
+
+    return UploadContext(
+        store_blob=vault.store_blob,
+        delete_blob=delete_blob,
+        inspect=partial(inspect, limits=limits),
+        scratch_dir=settings.data_dir / "scratch",
+        max_upload_bytes=settings.max_upload_bytes,
+        dispatch=dispatch,
+    )
+
+
 def route_inventory(app: FastAPI) -> list[tuple[str, str]]:
     """Every (method, path) the app serves, including routes of included routers.
 
@@ -132,6 +165,7 @@ def route_inventory(app: FastAPI) -> list[tuple[str, str]]:
             if path is None or path.startswith("/static"):
                 continue
             for method in methods:
-                if method != "HEAD":
+                # HEAD is checked as part of its GET, unless it is a route of its own.
+                if method != "HEAD" or "GET" not in methods:
                     found.add((method, path))
     return sorted(found, key=lambda item: (item[1], item[0]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -164,6 +166,73 @@ def serve(
         log_config=None,
         proxy_headers=False,
     )
+
+
+@app.command()
+def upload(
+    files: Annotated[
+        list[Path], typer.Argument(help="Files to upload (type is read from the bytes).")
+    ],
+    server: Annotated[
+        str, typer.Option(envvar="FAIRTRAIN_SERVER", help="The server's base URL.")
+    ] = "http://127.0.0.1:8000",
+    email: Annotated[
+        str | None, typer.Option(envvar="FAIRTRAIN_EMAIL", help="Your login e-mail.")
+    ] = None,
+    state_file: Annotated[
+        Path,
+        typer.Option(help="Where unfinished resumable uploads are remembered."),
+    ] = Path("~/.cache/fairtrain/uploads.json"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the assets as JSON.")] = False,
+) -> None:
+    """Upload your files with a progress bar; large files resume after an interruption.
+
+    The password is read from FAIRTRAIN_PASSWORD or prompted for.
+    """
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from fairtrain.client.uploads import UploadClient, UploadFailed, UploadState
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        err_console.print(f"[red]Not a readable file:[/red] {', '.join(missing)}")
+        raise typer.Exit(code=2)
+    login = email or typer.prompt("E-mail")
+    secret = os.environ.get("FAIRTRAIN_PASSWORD") or typer.prompt("Password", hide_input=True)
+    results: list[dict[str, object]] = []
+    failures = 0
+    with httpx.Client(base_url=server, timeout=httpx.Timeout(60.0, connect=10.0)) as http:
+        client = UploadClient(http, state=UploadState(state_file.expanduser()))
+        try:
+            client.log_in(login, secret)
+        except (UploadFailed, httpx.HTTPError) as error:
+            err_console.print(f"[red]Cannot log in:[/red] {error}")
+            raise typer.Exit(code=2) from error
+        columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=err_console, disable=as_json) as progress:
+            for file in files:
+                task = progress.add_task(file.name, total=file.stat().st_size)
+                try:
+                    asset = client.upload(file, partial(progress.advance, task))
+                except (UploadFailed, httpx.HTTPError) as error:
+                    failures += 1
+                    err_console.print(f"[red]{file.name} refused:[/red] {error}")
+                    results.append({"file": str(file), "error": str(error)})
+                    continue
+                results.append({"file": str(file), "asset": asset})
+    if as_json:
+        console.print_json(json.dumps(results))
+    else:
+        for result in results:
+            asset_info = result.get("asset")
+            if isinstance(asset_info, dict):
+                console.print(
+                    f"{result['file']}: asset {asset_info['id']} "
+                    f"({asset_info['modality']}, {asset_info['state']})"
+                )
+    if failures:
+        raise typer.Exit(code=1)
 
 
 @app.command()

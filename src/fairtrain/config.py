@@ -72,8 +72,24 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
 
-    # Request limits (uploads have their own per-modality limits in ingest).
+    # Request limits (uploads have their own per-modality limits below).
     max_json_body_bytes: int = 1_048_576
+    # Uploads: a ceiling for any file, then a limit per modality once the bytes are sniffed.
+    max_upload_bytes: int = 8 * 1024**3
+    max_audio_bytes: int = 2 * 1024**3
+    max_image_bytes: int = 100 * 1024**2
+    max_video_bytes: int = 8 * 1024**3
+    max_document_bytes: int = 200 * 1024**2  # handwriting scans as PDF
+    max_chat_bytes: int = 100 * 1024**2
+    max_image_pixels: int = 100_000_000  # decompression-bomb guard (Pillow's pixel limit)
+
+    # Quality thresholds: they choose which advice a contributor sees, never refuse.
+    quality_min_speech_share: float = 0.3
+    quality_min_snr_db: float = 15.0
+    quality_max_clipping: float = 0.001
+    quality_min_loudness_dbfs: float = -45.0
+    quality_min_sharpness: float = 60.0
+    quality_min_megapixels: float = 0.3
 
     # Audit.
     audit_checkpoint_every: int = 1000

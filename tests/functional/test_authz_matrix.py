@@ -11,11 +11,14 @@ user's calls) is what this proves impossible.
 
 from __future__ import annotations
 
+import io
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy.orm import Session
 from tests.factories import STRONG_PASSWORD, login, unique_email
 from tests.functional.authz_world import ROLES, Caller, World, build_world
@@ -124,6 +127,64 @@ def _buyer_signup_form(world: World, caller: Caller, tenant: str) -> dict[str, A
     }
 
 
+CONTRIBUTOR = frozenset({"contributor"})
+ASSET_READERS = frozenset({"contributor", "operator"})
+
+
+def _png() -> bytes:
+    # A fresh image each time: identical bytes would be flagged as duplicates.
+    image = Image.new("RGB", (64, 48), tuple(secrets.randbelow(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """An asset of the tenant's contributor (the caller's own when it is that contributor)."""
+    owner = world.tenant(tenant).contributor
+    response = owner.request(
+        "POST", "/api/v1/uploads", content=_png(), params={"filename": "matrix.png"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return {"path_params": {"asset_id": body["id"], "job_id": body["job_id"]}}
+
+
+def _chat_asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A chat whose senders do not carry the owner's name: it waits for "which one is you"."""
+    owner = world.tenant(tenant).contributor
+    chat = (
+        "12/01/2024, 10:00 - Zed Quux: hello there, are we still meeting tomorrow\n"
+        "12/01/2024, 10:01 - Yan Blop: yes, at the station at nine\n"
+    )
+    response = owner.request(
+        "POST", "/api/v1/uploads", content=chat.encode(), params={"filename": "chat.txt"}
+    )
+    assert response.status_code == 201, response.text
+    asset = owner.request("GET", f"/api/v1/assets/{response.json()['id']}").json()
+    assert asset["state_code"] == "chat_sender_needed", asset
+    return {"path_params": {"asset_id": asset["id"]}, "json": {"chat_sender": "Zed Quux"}}
+
+
+def _tus_upload(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    owner = world.tenant(tenant).contributor
+    response = owner.request(
+        "POST",
+        "/api/v1/uploads/tus",
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": "1000"},
+    )
+    assert response.status_code == 201, response.text
+    upload_id = response.headers["location"].rsplit("/", 1)[-1]
+    return {"path_params": {"upload_id": upload_id}, "headers": {"Tus-Resumable": "1.0.0"}}
+
+
+def _tus_patch(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    spec = _tus_upload(world, caller, tenant)
+    spec["headers"] |= {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    spec["content"] = b"x" * 10
+    return spec
+
+
 def _logout_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"data": {"csrf_token": caller.csrf or ""}}
 
@@ -209,6 +270,41 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/audit/events"): Rule(frozenset({"operator", "auditor"})),
     ("GET", "/api/v1/audit/status"): Rule(frozenset({"operator", "auditor"})),
     ("GET", "/api/v1/me/audit-events"): Rule(PERSONS),
+    # Uploads and assets: a contributor's own; operators read for review; buyers never.
+    ("POST", "/api/v1/uploads"): Rule(
+        CONTRIBUTOR, lambda w, c, t: {"content": _png(), "params": {"filename": "m.png"}}
+    ),
+    ("POST", "/api/v1/uploads/form"): Rule(
+        CONTRIBUTOR, lambda w, c, t: {"files": {"file": ("m.png", _png(), "image/png")}}
+    ),
+    ("GET", "/api/v1/assets"): Rule(CONTRIBUTOR),
+    ("GET", "/api/v1/assets/{asset_id}"): Rule(ASSET_READERS, _asset, tenant_scoped=True),
+    ("GET", "/api/v1/jobs/{job_id}"): Rule(ASSET_READERS, _asset, tenant_scoped=True),
+    ("GET", "/api/v1/assets/{asset_id}/content"): Rule(ASSET_READERS, _asset, tenant_scoped=True),
+    ("POST", "/api/v1/assets/{asset_id}/approve"): Rule(CONTRIBUTOR, _asset, tenant_scoped=True),
+    ("POST", "/api/v1/assets/{asset_id}/identify"): Rule(
+        CONTRIBUTOR, _chat_asset, tenant_scoped=True
+    ),
+    ("DELETE", "/api/v1/assets/{asset_id}"): Rule(CONTRIBUTOR, _asset, tenant_scoped=True),
+    ("OPTIONS", "/api/v1/uploads/tus"): Rule(EVERYONE),
+    ("POST", "/api/v1/uploads/tus"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {"headers": {"Tus-Resumable": "1.0.0", "Upload-Length": "100"}},
+    ),
+    ("HEAD", "/api/v1/uploads/tus/{upload_id}"): Rule(CONTRIBUTOR, _tus_upload, tenant_scoped=True),
+    ("PATCH", "/api/v1/uploads/tus/{upload_id}"): Rule(CONTRIBUTOR, _tus_patch, tenant_scoped=True),
+    ("DELETE", "/api/v1/uploads/tus/{upload_id}"): Rule(
+        CONTRIBUTOR, _tus_upload, tenant_scoped=True
+    ),
+    ("GET", "/assets"): Rule(CONTRIBUTOR),
+    ("POST", "/assets/upload"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            "files": {"file": ("m.png", _png(), "image/png")},
+            "params": {"csrf_token": c.csrf or ""},
+        },
+    ),
+    ("GET", "/assets/{asset_id}"): Rule(ASSET_READERS, _asset, tenant_scoped=True),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

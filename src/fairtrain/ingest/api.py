@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import InvalidInput, NotFound, UnsupportedMedia
-from fairtrain.ingest import service, tus
+from fairtrain.ingest import process, service, tus
 from fairtrain.ingest.models import Asset, ResumableUpload
 from fairtrain.ingest.policy import AssetAction, authorize_asset, authorize_upload
-from fairtrain.ingest.schemas import AssetOut, JobOut
+from fairtrain.ingest.schemas import AssetOut, IdentifyIn, JobOut
 from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pull
 from fairtrain.jobs.service import get_job
 
@@ -56,7 +57,8 @@ def asset_out(session: SessionDep, asset: Asset) -> AssetOut:
         sha256=asset.sha256,
         duration_seconds=asset.duration_seconds,
         language=asset.language,
-        media_info=asset.media_info or {},
+        # The fingerprint is an index entry, not something to show.
+        media_info={k: v for k, v in (asset.media_info or {}).items() if k != "fingerprint"},
         quality=asset.quality or {},
         privacy_report=asset.privacy_report or {},
         created_at=asset.created_at,
@@ -136,6 +138,77 @@ def my_assets(
 def read_asset(asset_id: str, principal: PrincipalDep, session: SessionDep) -> AssetOut:
     asset = authorize_asset(principal, AssetAction.READ, service.get_asset(session, asset_id))
     return asset_out(session, asset)
+
+
+@router.post("/assets/{asset_id}/approve", response_model=AssetOut)
+def approve_asset(asset_id: str, principal: PrincipalDep, session: SessionDep) -> AssetOut:
+    """List the redacted version (after the contributor has looked at it)."""
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    return asset_out(session, service.approve_asset(session, asset, actor=principal.ref))
+
+
+@router.post("/assets/{asset_id}/identify", response_model=AssetOut)
+def identify_asset(
+    asset_id: str, body: IdentifyIn, request: Request, principal: PrincipalDep, session: SessionDep
+) -> AssetOut:
+    """Say which chat sender or call channel is yours; processing then runs again."""
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    context: service.UploadContext = request.app.state.upload_context
+    process.identify(
+        session,
+        asset,
+        context.dispatch,
+        actor=principal.ref,
+        chat_sender=body.chat_sender,
+        audio_channel=body.audio_channel,
+    )
+    return asset_out(session, asset)
+
+
+@router.delete("/assets/{asset_id}", response_model=AssetOut)
+def erase_asset(
+    asset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+) -> AssetOut:
+    """Erase every stored version of the asset (the row stays as an audit tombstone)."""
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    context: service.UploadContext = request.app.state.upload_context
+    erased = service.erase_asset(session, asset, context.delete_blob, actor=principal.ref)
+    return asset_out(session, erased)
+
+
+@router.get(
+    "/assets/{asset_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    summary="Download the original (owner only) or the redacted version (owner, operators).",
+)
+def asset_content(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    version: Annotated[Literal["original", "redacted"], Query()] = "redacted",
+) -> StreamingResponse:
+    action = AssetAction.READ_ORIGINAL if version == "original" else AssetAction.READ
+    asset = authorize_asset(principal, action, service.get_asset(session, asset_id))
+    blob_id = asset.blob_id if version == "original" else asset.redacted_blob_id
+    media_type = asset.media_type if version == "original" else asset.redacted_media_type
+    if blob_id is None:
+        raise NotFound(
+            f"This asset has no {version} version (yet, or any more).", code="content_not_found"
+        )
+    chunks = request.app.state.open_blob(session, blob_id)
+    filename = service.safe_display_name(asset.display_name).replace('"', "")
+    return StreamingResponse(
+        chunks,
+        media_type=media_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{version}-{filename}"',
+            # Never rendered as a page of ours, whatever the bytes claim to be.
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)

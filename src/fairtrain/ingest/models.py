@@ -69,6 +69,8 @@ class Asset(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     blob_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     redacted_blob_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # What the redacted version is (a chat export becomes plain text, audio may become FLAC).
+    redacted_media_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     media_info: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)

@@ -17,7 +17,8 @@ __all__ = ["AssetAction", "authorize_asset", "authorize_upload"]
 
 
 class AssetAction(StrEnum):
-    READ = "asset.read"
+    READ = "asset.read"  # state, metadata and the redacted version
+    READ_ORIGINAL = "asset.read_original"  # the unredacted bytes: the owner only
     MANAGE = "asset.manage"  # approve, delete, edit redactions
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AssetOut", "JobOut"]
+__all__ = ["AssetOut", "IdentifyIn", "JobOut"]
 
 
 class AssetOut(BaseModel):
@@ -40,3 +40,12 @@ class JobOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+class IdentifyIn(BaseModel):
+    """Which part of the asset is the contributor's: exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat_sender: str | None = Field(default=None, min_length=1, max_length=200)
+    audio_channel: int | None = Field(default=None, ge=0, le=7)

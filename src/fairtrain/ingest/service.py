@@ -34,6 +34,8 @@ __all__ = [
     "Inspection",
     "Inspector",
     "UploadContext",
+    "approve_asset",
+    "erase_asset",
     "get_asset",
     "list_assets",
     "receive_upload",
@@ -274,3 +276,31 @@ def latest_job(session: Session, asset_id: str) -> Job | None:
     return session.scalars(
         select(Job).where(Job.subject == f"asset:{asset_id}").order_by(Job.created_at.desc())
     ).first()
+
+
+def approve_asset(session: Session, asset: Asset, *, actor: str) -> Asset:
+    """The contributor has seen the redacted version and lets it be listed."""
+    if AssetState(asset.state) != AssetState.AWAITING_REVIEW:
+        raise Conflict(
+            "Only an asset whose redacted version is ready for review can be approved.",
+            code="asset_not_reviewable",
+        )
+    if asset.redacted_blob_id is None:
+        raise Conflict(
+            "This asset has no redacted version to approve.", code="asset_not_reviewable"
+        )
+    return set_state(session, asset, AssetState.LISTED, actor=actor)
+
+
+def erase_asset(
+    session: Session, asset: Asset, delete_blob: Callable[[Session, str], None], *, actor: str
+) -> Asset:
+    """Delete every stored version; the row stays as a tombstone the audit log refers to."""
+    if AssetState(asset.state) == AssetState.ERASED:
+        return asset
+    for blob_id in (asset.blob_id, asset.redacted_blob_id):
+        if blob_id is not None:
+            delete_blob(session, blob_id)
+    asset.blob_id = None
+    asset.redacted_blob_id = None
+    return set_state(session, asset, AssetState.ERASED, actor=actor)

@@ -203,6 +203,7 @@ def terminate_upload(session: Session, context: UploadContext, upload: Resumable
     for segment in _segments(session, upload.id):
         context.delete_blob(session, segment.blob_id)
         session.delete(segment)
+    session.flush()  # segments first: no ORM relationship tells the flush their order
     session.delete(upload)
     session.flush()
     append_event(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 05:43:51.741886
+Create Date: 2026-11-23 07:56:08.529176
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.String(length=64), nullable=True),
         sa.Column("blob_id", sa.String(length=40), nullable=True),
         sa.Column("redacted_blob_id", sa.String(length=40), nullable=True),
+        sa.Column("redacted_media_type", sa.String(length=100), nullable=True),
         sa.Column("duration_seconds", sa.Float(), nullable=True),
         sa.Column("language", sa.String(length=16), nullable=True),
         sa.Column(

@@ -1,0 +1,502 @@
+"""What an uploaded file really is: read from its bytes, decoded, never taken from its name.
+
+``inspect`` runs on the plaintext scratch copy of an upload, before any row is written.
+It recognises the container by its magic numbers, then decodes it with the library that
+owns the format (Pillow with a pixel limit, PyAV for audio and video, pypdf for scanned
+pages, a strict UTF-8 decoder and the chat parsers for text). Anything it cannot fully
+account for is refused with a specific code, so ``receive_upload`` deletes the blob and
+writes nothing.
+
+Accepted: audio WAV, FLAC, MP3, OGG (Opus, Vorbis), M4A; images JPEG, PNG, WebP, HEIC;
+video MP4, WebM, MOV; PDF scans (handwriting); chat exports (WhatsApp Android and iOS,
+Telegram JSON) and plain text.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+from PIL import Image, UnidentifiedImageError
+
+from fairtrain.config import Settings
+from fairtrain.errors import DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
+from fairtrain.ingest.chats import parse_chat
+from fairtrain.ingest.service import Inspection
+
+__all__ = ["Limits", "inspect", "sniff_type"]
+
+AUDIO_CODECS = frozenset(
+    {
+        "pcm_s16le",
+        "pcm_s24le",
+        "pcm_s32le",
+        "pcm_f32le",
+        "pcm_u8",
+        "pcm_s16be",
+        "flac",
+        "mp3",
+        "mp3float",
+        "opus",
+        "vorbis",
+        "aac",
+        "alac",
+    }
+)
+VIDEO_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "prores", "mjpeg"})
+# Decoding every frame of a two-hour video would hold an upload request for minutes: the
+# container is demuxed to the end (truncation, corrupt packets) and the first packets of
+# each stream are decoded here; the processing job reads everything again.
+DECODE_PACKETS = 120
+MAX_DIMENSION = 16_384
+MAX_PDF_PAGES = 500
+TEXT_SAMPLE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    audio: int
+    image: int
+    video: int
+    document: int
+    chat: int
+    image_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            audio=settings.max_audio_bytes,
+            image=settings.max_image_bytes,
+            video=settings.max_video_bytes,
+            document=settings.max_document_bytes,
+            chat=settings.max_chat_bytes,
+            image_pixels=settings.max_image_pixels,
+        )
+
+    def for_modality(self, modality: str) -> int:
+        limit: int = getattr(self, modality)
+        return limit
+
+
+def _refuse_type(what: str) -> UnsupportedMedia:
+    return UnsupportedMedia(
+        f"{what} is not a format fairtrain accepts. Upload audio (WAV, FLAC, MP3, OGG, M4A), "
+        "images (JPEG, PNG, WebP, HEIC), video (MP4, WebM, MOV), PDF scans or chat exports.",
+        code="unsupported_type",
+    )
+
+
+def _corrupt(what: str, why: str) -> InvalidInput:
+    return InvalidInput(f"This {what} file is damaged: {why}.", code="corrupt_media")
+
+
+def _truncated(what: str) -> InvalidInput:
+    return InvalidInput(
+        f"This {what} file ends early: it was cut off while copying or uploading.",
+        code="truncated_media",
+    )
+
+
+_ISO_BRANDS_IMAGE = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+
+def sniff_type(head: bytes) -> str:
+    """A coarse kind from the first bytes: image/png, audio/wav, iso-bmff, text, …"""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    if head[4:8] == b"ftyp":
+        major = head[8:12]
+        if major in _ISO_BRANDS_IMAGE:
+            return "image/heic"
+        return "quicktime" if major == b"qt  " else "iso-bmff"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "quicktime"  # old QuickTime files start without ftyp
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+        return "archive"
+    if head.startswith((b"MZ", b"\x7fELF", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe")):
+        return "executable"
+    return "text?"
+
+
+# -- images -------------------------------------------------------------------------------
+
+_IMAGE_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "HEIF": "image/heic",
+}
+_heif_ready = False
+
+
+def _enable_heif() -> None:
+    global _heif_ready
+    if not _heif_ready:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        _heif_ready = True
+
+
+def _trailing_bytes(data: bytes, media_type: str) -> int:
+    """Bytes after the image's own end marker: where polyglots hide a second file."""
+    if media_type == "image/png":
+        end = data.rfind(b"IEND")
+        return len(data) - (end + 8) if end >= 0 else 0
+    if media_type == "image/jpeg":
+        end = data.rfind(b"\xff\xd9")
+        return len(data) - (end + 2) if end >= 0 else 0
+    if media_type == "image/webp":
+        declared = int.from_bytes(data[4:8], "little") + 8
+        return len(data) - declared
+    return 0
+
+
+def _inspect_image(path: Path, media_type: str, limits: Limits) -> Inspection:
+    if media_type == "image/heic":
+        _enable_heif()
+    data = path.read_bytes()
+    trailing = _trailing_bytes(data, media_type)
+    if trailing > 64:
+        raise InvalidInput(
+            "This image carries another file after its end (a polyglot); upload the image "
+            "on its own.",
+            code="polyglot_file",
+        )
+    if trailing < 0:
+        raise _truncated("image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > limits.image_pixels or max(width, height) > MAX_DIMENSION:
+                    raise InvalidInput(
+                        f"This image declares {width}×{height} pixels, more than the "
+                        f"{limits.image_pixels:,} fairtrain decodes (a decompression bomb?).",
+                        code="decompression_bomb",
+                    )
+                found = _IMAGE_FORMATS.get(image.format or "")
+                if found is None:
+                    raise _refuse_type(f"A {image.format} image")
+                image.load()  # the full decode: every pixel
+                mode = image.mode
+                frames = getattr(image, "n_frames", 1)
+    except DomainError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidInput(
+            "This image decodes to more pixels than fairtrain accepts.", code="decompression_bomb"
+        ) from error
+    except UnidentifiedImageError as error:
+        raise _corrupt("image", "its header is not readable") from error
+    except OSError as error:
+        if "truncated" in str(error).lower():
+            raise _truncated("image") from error
+        raise _corrupt("image", str(error)) from error
+    except (ValueError, SyntaxError, EOFError) as error:
+        raise _corrupt("image", str(error) or "it does not decode") from error
+    return Inspection(
+        modality="image",
+        media_type=found,
+        max_bytes=limits.image,
+        duration_seconds=None,
+        language=None,
+        media_info={"width": width, "height": height, "mode": mode, "frames": frames},
+    )
+
+
+# -- audio and video ----------------------------------------------------------------------
+
+
+def _rate(value: Fraction | None) -> float | None:
+    return round(float(value), 3) if value else None
+
+
+def _wav_declares_more(path: Path) -> bool:
+    """A WAV header states its data size; FFmpeg quietly plays a cut file."""
+    with path.open("rb") as handle:
+        header = handle.read(12)
+        size = path.stat().st_size
+        declared = int.from_bytes(header[4:8], "little") + 8
+        if declared > size:
+            # Streaming writers put 0 or 0xFFFFFFFF here and fix it up later.
+            return declared not in (8, 0xFFFFFFFF + 8)
+        position = 12
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk = handle.read(8)
+            length = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                return position + 8 + length > size and length != 0xFFFFFFFF
+            position += 8 + length + (length & 1)
+        return True  # no data chunk
+
+
+def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
+    if sniffed == "audio/wav" and _wav_declares_more(path):
+        raise _truncated("WAV")
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.InvalidDataError as error:
+        raise _corrupt("media", "its container cannot be read") from error
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise _corrupt("media", str(error)) from error
+    with container:
+        audio = container.streams.audio[0] if container.streams.audio else None
+        # Cover art in audio files is a "video" stream flagged as an attached picture.
+        cover = av.stream.Disposition.attached_pic
+        video = next((s for s in container.streams.video if not s.disposition & cover), None)
+        if audio is None and video is None:
+            raise _refuse_type("A container with no audio or video stream")
+        for stream, allowed, kind in (
+            (audio, AUDIO_CODECS, "audio"),
+            (video, VIDEO_CODECS, "video"),
+        ):
+            if stream is not None and stream.codec_context.name not in allowed:
+                raise UnsupportedMedia(
+                    f"The {kind} codec {stream.codec_context.name!r} is not supported.",
+                    code="unsupported_codec",
+                )
+        streams = [s for s in (audio, video) if s is not None]
+        decoded = {s.index: 0 for s in streams}
+        packets = 0
+        last_pts: dict[int, int] = {}
+        try:
+            for packet in container.demux(*streams):
+                if packet.size == 0:
+                    continue
+                packets += 1
+                if packet.pts is not None:
+                    last_pts[packet.stream.index] = max(
+                        last_pts.get(packet.stream.index, packet.pts), packet.pts
+                    )
+                if decoded[packet.stream.index] < DECODE_PACKETS:
+                    decoded[packet.stream.index] += len(packet.decode())
+        except av.error.EOFError as error:
+            raise _truncated("media") from error
+        except (av.error.FFmpegError, ValueError) as error:
+            raise _corrupt("media", "a frame does not decode") from error
+        if packets == 0 or not any(decoded.values()):
+            raise _corrupt("media", "it holds no decodable frames")
+        duration = None
+        if container.duration:
+            duration = container.duration / av.time_base
+        elif streams and streams[0].duration and streams[0].time_base:
+            duration = float(streams[0].duration * streams[0].time_base)
+        # Demuxing stopped well short of the declared length: bytes are missing.
+        for stream in streams:
+            end = last_pts.get(stream.index)
+            if (
+                duration
+                and end is not None
+                and stream.time_base
+                and float(end * stream.time_base) < 0.8 * duration - 1.0
+            ):
+                raise _truncated("media")
+        info: dict[str, Any] = {"container": container.format.name, "packets": packets}
+        if audio is not None:
+            info |= {
+                "audio_codec": audio.codec_context.name,
+                "sample_rate": audio.codec_context.sample_rate,
+                "channels": audio.codec_context.channels,
+            }
+        if video is not None:
+            info |= {
+                "video_codec": video.codec_context.name,
+                "width": video.codec_context.width,
+                "height": video.codec_context.height,
+                "frame_rate": _rate(video.average_rate),
+            }
+            if video.codec_context.width * video.codec_context.height > limits.image_pixels:
+                raise InvalidInput(
+                    "The video's frames are larger than fairtrain decodes.",
+                    code="decompression_bomb",
+                )
+    modality = "video" if video is not None else "audio"
+    media_type = _av_media_type(sniffed, modality)
+    return Inspection(
+        modality=modality,
+        media_type=media_type,
+        max_bytes=limits.for_modality(modality),
+        duration_seconds=round(duration, 3) if duration else None,
+        language=None,
+        media_info=info,
+    )
+
+
+def _av_media_type(sniffed: str, modality: str) -> str:
+    if sniffed == "audio/ogg":
+        return "audio/ogg"
+    if sniffed == "video/webm":
+        return "video/webm" if modality == "video" else "audio/webm"
+    if sniffed in ("iso-bmff", "quicktime"):
+        if modality == "audio":
+            return "audio/mp4"
+        return "video/quicktime" if sniffed == "quicktime" else "video/mp4"
+    return sniffed
+
+
+# -- documents (scanned handwriting) -----------------------------------------------------
+
+
+def _inspect_pdf(path: Path, limits: Limits) -> Inspection:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path), strict=True)
+        if reader.is_encrypted:
+            raise InvalidInput(
+                "This PDF is password-protected; upload it without a password.",
+                code="encrypted_document",
+            )
+        pages = len(reader.pages)
+        if pages == 0:
+            raise _corrupt("PDF", "it has no pages")
+        if pages > MAX_PDF_PAGES:
+            raise PayloadTooLarge(
+                f"PDF scans are limited to {MAX_PDF_PAGES} pages.", code="too_many_pages"
+            )
+        images = 0
+        for page in reader.pages:
+            box = page.mediabox
+            if float(box.width) * float(box.height) <= 0:
+                raise _corrupt("PDF", "a page has no size")
+            images += len(page.images)
+    except DomainError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as error:
+        if "EOF" in str(error) or "startxref" in str(error):
+            raise _truncated("PDF") from error
+        raise _corrupt("PDF", str(error) or "its structure does not parse") from error
+    return Inspection(
+        modality="document",
+        media_type="application/pdf",
+        max_bytes=limits.document,
+        duration_seconds=None,
+        language=None,
+        media_info={"pages": pages, "images": images},
+    )
+
+
+# -- text and chat exports ----------------------------------------------------------------
+
+_STOPWORDS = {
+    "en": "the and you that was for are with his they this have from not but what all were",
+    "de": "der die und das ist nicht ich ein sie mit den auf wir auch sich dem war",
+    "fr": "les des est pas une que qui dans pour sur vous nous avec mais être tout",
+    "es": "los las que una por con para del pero como más esto está muy también",
+    "it": "che non per una sono della con gli del questo anche come più nel",
+    "nl": "het een van dat niet ook maar voor met zijn wat naar hij bij",
+    "pt": "que não uma para com por mais como mas dos das isso você está",
+}
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def guess_language(text: str) -> str | None:
+    """The language whose most frequent words appear most (None when too little text).
+
+    A stopword count: good enough to route text to the right PII model and to tell a
+    buyer what a chat is in; not a language identifier for mixed or very short text.
+    """
+    words = [w.casefold() for w in _WORDS.findall(text[:TEXT_SAMPLE])]
+    if len(words) < 5:
+        return None
+    scores = {
+        language: sum(1 for w in words if w in set(vocabulary.split()))
+        for language, vocabulary in _STOPWORDS.items()
+    }
+    best = max(scores, key=lambda language: scores[language])
+    return best if scores[best] >= max(2, len(words) // 50) else None
+
+
+def _inspect_text(path: Path, limits: Limits) -> Inspection:
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise _refuse_type("A binary file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UnsupportedMedia(
+            "This text is not UTF-8; export the chat again as UTF-8 text.",
+            code="unsupported_encoding",
+        ) from error
+    controls = sum(
+        1 for ch in text if not ch.isprintable() and ch not in "\r\n\t\ufeff\u200e\u200f"
+    )
+    if controls > max(8, len(text) // 100):
+        raise _refuse_type("A binary file")
+    transcript = parse_chat(text)
+    if not transcript.messages:
+        raise InvalidInput("This text file has no content.", code="empty_file")
+    language = guess_language(" ".join(m.text for m in transcript.messages[:2000]))
+    is_chat = transcript.format != "plain" or len(transcript.participants) >= 2
+    return Inspection(
+        modality="chat" if is_chat else "text",
+        media_type="application/json" if transcript.format == "telegram-json" else "text/plain",
+        max_bytes=limits.chat,
+        duration_seconds=None,
+        language=language,
+        media_info={
+            "format": transcript.format,
+            "messages": len(transcript.messages),
+            "participants": len(transcript.participants),
+            "characters": len(text),
+        },
+    )
+
+
+# -- the entry point ----------------------------------------------------------------------
+
+
+def inspect(path: Path, *, limits: Limits) -> Inspection:
+    """Sniff, decode and describe ``path``; raise a DomainError when it is refused."""
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidInput("The file is empty.", code="empty_file")
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    kind = sniff_type(head)
+    # Formats read whole into memory are bounded before reading, not after.
+    early = {"image": limits.image, "text": limits.chat}
+    family = "image" if kind.startswith("image/") else "text" if kind == "text?" else None
+    if family is not None and size > early[family]:
+        raise PayloadTooLarge(
+            f"{family.title()} files are limited to {early[family]:,} bytes.",
+            code="upload_too_large",
+        )
+    if kind.startswith("image/"):
+        return _inspect_image(path, kind, limits)
+    if kind.startswith(("audio/", "video/")) or kind in ("iso-bmff", "quicktime"):
+        return _inspect_av(path, kind, limits)
+    if kind == "application/pdf":
+        return _inspect_pdf(path, limits)
+    if kind == "archive":
+        raise _refuse_type("A compressed archive")
+    if kind == "executable":
+        raise _refuse_type("A program")
+    return _inspect_text(path, limits)

@@ -1,0 +1,253 @@
+"""Real media of every accepted format, generated on the fly (never checked in).
+
+Speech comes from Debian's espeak-ng, conversions from ffmpeg, images from Pillow
+(HEIC through pillow-heif), PDF pages from Pillow's PDF writer, chats are written in each
+app's export format. Every function writes into ``directory`` and returns the path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = ["FORMATS", "make", "picture", "speech_wav"]
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
+
+
+def _run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def speech_wav(
+    directory: Path, text: str = SENTENCE, voice: str = "en", name: str = "speech.wav"
+) -> Path:
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is missing: apt-get install espeak-ng")
+    path = directory / name
+    _run("espeak-ng", "-v", voice, "-w", str(path), text)
+    return path
+
+
+def _convert(source: Path, target: Path, *args: str) -> Path:
+    _run("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), *args, str(target))
+    return target
+
+
+def picture(size: tuple[int, int] = (320, 240), seed: int = 1) -> Image.Image:
+    """A photo-like picture: gradients, shapes and noise (so hashes and blur scores mean
+    something)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    channels = np.broadcast_arrays(
+        (x + y * 0.5) % 256, (y + seed * 40 + x * 0) % 256, (255 - x * 0.7 + y * 0.2) % 256
+    )
+    base = np.stack(channels, axis=-1)
+    noisy = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    image = Image.fromarray(noisy, "RGB")
+    draw = ImageDraw.Draw(image)
+    for i in range(6):
+        left, top = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        draw.ellipse((left, top, left + 30 + i * 5, top + 30 + i * 3), fill=colour)
+    return image
+
+
+def _image(directory: Path, name: str, fmt: str, **options: object) -> Path:
+    path = directory / name
+    picture(seed=len(name)).save(path, format=fmt, **options)
+    return path
+
+
+def heic(directory: Path) -> Path:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    return _image(directory, "photo.heic", "HEIF", quality=80)
+
+
+def handwriting_png(directory: Path) -> Path:
+    image = Image.new("L", (600, 300), 250)
+    draw = ImageDraw.Draw(image)
+    for line in range(5):
+        draw.line((30, 50 + line * 45, 570, 52 + line * 45), fill=40, width=2)
+        draw.text((40, 30 + line * 45), f"dear diary, line {line} of my notes", fill=20)
+    path = directory / "scan.png"
+    image.save(path)
+    return path
+
+
+def handwriting_pdf(directory: Path) -> Path:
+    page = Image.open(handwriting_png(directory)).convert("RGB")
+    path = directory / "scan.pdf"
+    page.save(path, format="PDF", resolution=100.0)
+    return path
+
+
+def video(directory: Path, name: str, *args: str) -> Path:
+    """Two seconds of moving pictures with the speech track."""
+    frames = directory / "frames"
+    frames.mkdir(exist_ok=True)
+    for index in range(12):
+        picture(size=(320, 240), seed=index).save(frames / f"f{index:03d}.png")
+    speech = speech_wav(directory)
+    path = directory / name
+    _run(
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-framerate",
+        "6",
+        "-i",
+        str(frames / "f%03d.png"),
+        "-i",
+        str(speech),
+        "-shortest",
+        *args,
+        str(path),
+    )
+    return path
+
+
+def two_party_call(directory: Path) -> Path:
+    """A stereo phone call: the contributor on the left channel, the other party right."""
+    left = speech_wav(directory, "Hello, this is me calling about the order.", "en", "l.wav")
+    right = speech_wav(directory, "Hi, yes, I can help you with that today.", "en+f3", "r.wav")
+    return _run_merge(directory, left, right)
+
+
+def _run_merge(directory: Path, left: Path, right: Path) -> Path:
+    path = directory / "call.wav"
+    _run(
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(left),
+        "-i",
+        str(right),
+        "-filter_complex",
+        "[0:a][1:a]join=inputs=2:channel_layout=stereo[a]",
+        "-map",
+        "[a]",
+        str(path),
+    )
+    return path
+
+
+WHATSAPP_ANDROID = """12/31/20, 9:15 PM - Messages and calls are end-to-end encrypted.
+12/31/20, 9:15 PM - Ada Okafor: are we still on for tomorrow?
+12/31/20, 9:16 PM - Ben Stone: yes! call me on +44 7700 900123
+12/31/20, 9:17 PM - Ada Okafor: great, see you at the station
+then we walk to the market
+"""
+WHATSAPP_IOS = """\u200e[31/12/2020, 21:15:07] Ada Okafor: are we still on for tomorrow?
+[31/12/2020, 21:16:10] Ben Stone: yes, meet me at 221B Baker Street
+[31/12/2020, 21:17:44] Ada Okafor: perfect, see you there
+"""
+TELEGRAM = {
+    "name": "Ben Stone",
+    "type": "personal_chat",
+    "id": 4242,
+    "messages": [
+        {
+            "id": 1,
+            "type": "message",
+            "date": "2020-12-31T21:15:07",
+            "from": "Ada Okafor",
+            "from_id": "user1",
+            "text": "are we still on for tomorrow?",
+        },
+        {
+            "id": 2,
+            "type": "message",
+            "date": "2020-12-31T21:16:10",
+            "from": "Ben Stone",
+            "from_id": "user2",
+            "text": ["mail me at ", {"type": "email", "text": "ben@example.com"}],
+        },
+    ],
+}
+PLAIN = "I recorded this note to describe my morning walk by the river.\n" * 3
+
+
+def _text(directory: Path, name: str, content: str) -> Path:
+    path = directory / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+# name -> (builder, expected modality, expected media type)
+FORMATS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
+    "wav": (speech_wav, "audio", "audio/wav"),
+    "flac": (lambda d: _convert(speech_wav(d), d / "speech.flac"), "audio", "audio/flac"),
+    "mp3": (
+        lambda d: _convert(speech_wav(d), d / "speech.mp3", "-b:a", "64k"),
+        "audio",
+        "audio/mpeg",
+    ),
+    "opus": (
+        lambda d: _convert(speech_wav(d), d / "speech.ogg", "-c:a", "libopus"),
+        "audio",
+        "audio/ogg",
+    ),
+    "m4a": (
+        lambda d: _convert(speech_wav(d), d / "speech.m4a", "-c:a", "aac"),
+        "audio",
+        "audio/mp4",
+    ),
+    "call": (two_party_call, "audio", "audio/wav"),
+    "jpeg": (lambda d: _image(d, "photo.jpg", "JPEG", quality=90), "image", "image/jpeg"),
+    "png": (lambda d: _image(d, "photo.png", "PNG"), "image", "image/png"),
+    "webp": (lambda d: _image(d, "photo.webp", "WEBP", quality=85), "image", "image/webp"),
+    "heic": (heic, "image", "image/heic"),
+    "handwriting-png": (handwriting_png, "image", "image/png"),
+    "handwriting-pdf": (handwriting_pdf, "document", "application/pdf"),
+    "mp4": (
+        lambda d: video(d, "clip.mp4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"),
+        "video",
+        "video/mp4",
+    ),
+    "webm": (
+        lambda d: video(d, "clip.webm", "-c:v", "libvpx-vp9", "-b:v", "200k", "-c:a", "libopus"),
+        "video",
+        "video/webm",
+    ),
+    "mov": (
+        lambda d: video(d, "clip.mov", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"),
+        "video",
+        "video/quicktime",
+    ),
+    "whatsapp-android": (lambda d: _text(d, "chat.txt", WHATSAPP_ANDROID), "chat", "text/plain"),
+    "whatsapp-ios": (lambda d: _text(d, "chat-ios.txt", WHATSAPP_IOS), "chat", "text/plain"),
+    "telegram": (
+        lambda d: _text(d, "result.json", json.dumps(TELEGRAM)),
+        "chat",
+        "application/json",
+    ),
+    "plain-text": (lambda d: _text(d, "note.txt", PLAIN), "text", "text/plain"),
+}
+
+
+def make(name: str, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return FORMATS[name][0](directory)
+
+
+def png_bytes(size: tuple[int, int] = (96, 64), seed: int = 1) -> bytes:
+    out = io.BytesIO()
+    picture(size=size, seed=seed).save(out, format="PNG")
+    return out.getvalue()
