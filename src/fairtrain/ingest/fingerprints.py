@@ -85,9 +85,12 @@ def _chromaprint(path: Path) -> list[int]:
         timeout=120,
         check=False,
     )
-    if done.returncode != 0:
+    # fpcalc exits non-zero on a harmless "End of file" at the end of some streams while
+    # still printing a whole fingerprint: the output decides, not the exit code.
+    try:
+        values = json.loads(done.stdout).get("fingerprint") or []
+    except ValueError:
         return []
-    values = json.loads(done.stdout).get("fingerprint") or []
     return [int(v) & 0xFFFFFFFF for v in values]
 
 
@@ -156,11 +159,13 @@ def audio_similarity(a: str, b: str, max_shift: int = 40) -> float:
     left = np.frombuffer(base64.b64decode(a), dtype="<u4")
     right = np.frombuffer(base64.b64decode(b), dtype="<u4")
     best = 0.0
+    # Alignments must overlap by half the shorter clip: a few frames agree by chance.
+    least = max(8, min(left.size, right.size) // 2)
     for shift in range(-max_shift, max_shift + 1):
         x = left[max(0, shift) :]
         y = right[max(0, -shift) :]
         n = min(x.size, y.size)
-        if n < 8:
+        if n < least:
             continue
         differing = np.unpackbits((x[:n] ^ y[:n]).view(np.uint8)).sum()
         best = max(best, 1.0 - float(differing) / (32.0 * n))
