@@ -305,6 +305,24 @@ MATRIX: dict[tuple[str, str], Rule] = {
         },
     ),
     ("GET", "/assets/{asset_id}"): Rule(ASSET_READERS, _asset, tenant_scoped=True),
+    ("POST", "/assets/{asset_id}/approve"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {**_asset(w, c, t), "data": {"csrf_token": c.csrf or ""}},
+        tenant_scoped=True,
+    ),
+    ("POST", "/assets/{asset_id}/erase"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {**_asset(w, c, t), "data": {"csrf_token": c.csrf or ""}},
+        tenant_scoped=True,
+    ),
+    ("POST", "/assets/{asset_id}/identify"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            "path_params": _chat_asset(w, c, t)["path_params"],
+            "data": {"chat_sender": "Zed Quux", "csrf_token": c.csrf or ""},
+        },
+        tenant_scoped=True,
+    ),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

@@ -7,19 +7,22 @@ connection. Either way the bytes go through ``ingest.service.receive_upload``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Annotated, Any
+
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import DomainError
-from fairtrain.ingest import service
+from fairtrain.ingest import process, service
 from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
 from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pull
-from fairtrain.web.pages import render
+from fairtrain.web.pages import check_form, render
 
 __all__ = ["router"]
 
@@ -91,12 +94,160 @@ async def assets_upload(request: Request, principal: PrincipalDep, session: Sess
     return RedirectResponse(f"/assets/{asset.id}", status_code=303)
 
 
+# The preview shows at most this much text inline (the whole file stays downloadable).
+PREVIEW_TEXT_BYTES = 200_000
+
+
+def _text_of(request: Request, session: SessionDep, blob_id: str | None) -> str | None:
+    if blob_id is None:
+        return None
+    data = bytearray()
+    for chunk in request.app.state.open_blob(session, blob_id):
+        data += chunk
+        if len(data) >= PREVIEW_TEXT_BYTES:
+            break
+    return bytes(data[:PREVIEW_TEXT_BYTES]).decode("utf-8", errors="replace")
+
+
+def _marked(original: str, spans: list[list[Any]]) -> list[tuple[str, str | None]]:
+    """The original cut into (text, entity type or None) pieces, for highlighting."""
+    pieces: list[tuple[str, str | None]] = []
+    at = 0
+    for start, end, kind in sorted(spans):
+        if start < at or end > len(original):
+            continue
+        pieces.append((original[at:start], None))
+        pieces.append((original[start:end], str(kind)))
+        at = end
+    pieces.append((original[at:], None))
+    return pieces
+
+
 @router.get("/assets/{asset_id}", response_class=HTMLResponse)
 def asset_page(
     asset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     if principal.via != "session":
         return RedirectResponse("/login", status_code=303)
+    return _asset_page(asset_id, request, principal, session)
+
+
+def _asset_page(
+    asset_id: str,
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    *,
+    error: DomainError | None = None,
+    status_code: int = 200,
+) -> Response:
     asset = authorize_asset(principal, AssetAction.READ, service.get_asset(session, asset_id))
     job = service.latest_job(session, asset.id)
-    return render(request, "asset.html", principal, asset=asset, job=job)
+    owner = principal.user_id == asset.owner_id
+    report = asset.privacy_report or {}
+    redacted_text = original_marked = None
+    if asset.modality in ("text", "chat") and asset.redacted_blob_id:
+        redacted_text = _text_of(request, session, asset.redacted_blob_id)
+        if owner and asset.modality == "text":
+            original = _text_of(request, session, asset.blob_id) or ""
+            original_marked = _marked(original, list(report.get("spans", [])))
+    return render(
+        request,
+        "asset.html",
+        principal,
+        status_code=status_code,
+        asset=asset,
+        job=job,
+        owner=owner,
+        report=report,
+        redacted_text=redacted_text,
+        original_marked=original_marked,
+        error=error,
+    )
+
+
+def _act(
+    asset_id: str,
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    csrf_token: str,
+    action: Callable[[Asset], object],
+) -> Response:
+    if not _contributor(principal):
+        return RedirectResponse("/login", status_code=303)
+    check_form(request, principal, csrf_token)
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    try:
+        with session.begin_nested():
+            action(asset)
+    except DomainError as error:
+        return _asset_page(
+            asset_id, request, principal, session, error=error, status_code=error.status
+        )
+    return RedirectResponse(f"/assets/{asset_id}", status_code=303)
+
+
+@router.post("/assets/{asset_id}/approve", response_class=HTMLResponse)
+def approve_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    return _act(
+        asset_id,
+        request,
+        principal,
+        session,
+        csrf_token,
+        lambda asset: service.approve_asset(session, asset, actor=principal.ref),
+    )
+
+
+@router.post("/assets/{asset_id}/identify", response_class=HTMLResponse)
+def identify_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    chat_sender: Annotated[str | None, Form(max_length=200)] = None,
+    audio_channel: Annotated[int | None, Form(ge=0, le=7)] = None,
+) -> Response:
+    context: service.UploadContext = request.app.state.upload_context
+    return _act(
+        asset_id,
+        request,
+        principal,
+        session,
+        csrf_token,
+        lambda asset: process.identify(
+            session,
+            asset,
+            context.dispatch,
+            actor=principal.ref,
+            chat_sender=chat_sender or None,
+            audio_channel=audio_channel,
+        ),
+    )
+
+
+@router.post("/assets/{asset_id}/erase", response_class=HTMLResponse)
+def erase_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    context: service.UploadContext = request.app.state.upload_context
+    return _act(
+        asset_id,
+        request,
+        principal,
+        session,
+        csrf_token,
+        lambda asset: service.erase_asset(session, asset, context.delete_blob, actor=principal.ref),
+    )
