@@ -6,8 +6,12 @@ equality match on the keys, then an exact comparison with the few candidates fou
 its cost does not grow with the number of assets.
 
 - **Images and video** (a frame from the middle): a 64-bit perceptual hash (pHash,
-  imagehash) cut into 8 bands of 8 bits. Two hashes within Hamming distance 7 share at
-  least one band (pigeonhole), so every near-duplicate within that distance is found.
+  imagehash) cut into 4 bands of 16 bits (multi-index hashing). Two hashes within
+  Hamming distance 7 differ in at most one bit in at least one band (pigeonhole), so a
+  lookup asks for each band's value and its 16 one-bit neighbours (68 keys): every
+  near-duplicate within distance 7 is found, and at a million random hashes each key
+  matches ~15 rows. The whole hash is kept on the key rows, so candidates are checked
+  without loading assets.
 - **Audio**: Chromaprint (Debian's ``fpcalc -raw``). Band keys are a bottom-k sketch of
   the sub-fingerprint values (the 16 smallest hashes), which re-encodings of the same
   recording share; candidates are compared by bit error rate at the best alignment.
@@ -47,7 +51,8 @@ __all__ = [
     "index",
 ]
 
-IMAGE_BANDS = 8
+IMAGE_BANDS = 4
+IMAGE_BAND_HEX = 4  # 16 bits
 IMAGE_MAX_DISTANCE = 7
 MINHASH_PERMUTATIONS = 128
 MINHASH_ROWS = 4
@@ -55,7 +60,8 @@ TEXT_MIN_SIMILARITY = 0.6
 AUDIO_SKETCH = 16
 AUDIO_MIN_SIMILARITY = 0.8
 AUDIO_SECONDS = 120
-CANDIDATE_LIMIT = 200
+CANDIDATE_LIMIT = 200  # assets compared in full (audio, text)
+IMAGE_KEY_ROWS = 20_000  # band rows read for one image lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +70,33 @@ class Fingerprint:
     value: str  # stored in media_info["fingerprint"]
     band_keys: tuple[str, ...]
 
+    def lookup_keys(self) -> tuple[str, ...]:
+        """The keys to ask for: image bands widen to their one-bit neighbours."""
+        if self.kind != "image":
+            return self.band_keys
+        keys: list[str] = []
+        for key in self.band_keys:
+            band, value = key.split(":")
+            number = int(value, 16)
+            keys.append(key)
+            keys.extend(
+                f"{band}:{number ^ (1 << bit):0{IMAGE_BAND_HEX}x}"
+                for bit in range(IMAGE_BAND_HEX * 4)
+            )
+        return tuple(keys)
+
 
 # --- computing ------------------------------------------------------------------------
 
 
 def _image_fingerprint(image: Image.Image) -> Fingerprint:
-    value = str(imagehash.phash(image))  # 16 hex digits
-    bands = tuple(f"{i}:{value[2 * i : 2 * i + 2]}" for i in range(IMAGE_BANDS))
+    return image_fingerprint(str(imagehash.phash(image)))
+
+
+def image_fingerprint(value: str) -> Fingerprint:
+    """The fingerprint of a 64-bit perceptual hash given as 16 hex digits."""
+    width = IMAGE_BAND_HEX
+    bands = tuple(f"{i}:{value[width * i : width * (i + 1)]}" for i in range(IMAGE_BANDS))
     return Fingerprint("image", value, bands)
 
 
@@ -192,6 +218,8 @@ def find_similar(
     session: Session, asset_id: str, fingerprint: Fingerprint
 ) -> list[tuple[Asset, float]]:
     """Assets whose fingerprint is near this one, most similar first (indexed lookup)."""
+    if fingerprint.kind == "image":
+        return _find_similar_images(session, asset_id, fingerprint)
     candidate_ids = session.scalars(
         select(AssetFingerprint.asset_id)
         .where(
@@ -213,6 +241,31 @@ def find_similar(
     return sorted(found, key=lambda pair: -pair[1])
 
 
+def _find_similar_images(
+    session: Session, asset_id: str, fingerprint: Fingerprint
+) -> list[tuple[Asset, float]]:
+    rows = session.execute(
+        select(AssetFingerprint.asset_id, AssetFingerprint.digest)
+        .where(
+            AssetFingerprint.kind == "image",
+            AssetFingerprint.band_key.in_(fingerprint.lookup_keys()),
+            AssetFingerprint.asset_id != asset_id,
+        )
+        .limit(IMAGE_KEY_ROWS)
+    ).all()
+    scores: dict[str, float] = {}
+    for other_id, digest in rows:
+        if digest and other_id not in scores:
+            similarity = _hamming_similarity(fingerprint.value, digest)
+            if similarity > 0:
+                scores[other_id] = similarity
+    best = sorted(scores, key=lambda other: -scores[other])[:CANDIDATE_LIMIT]
+    return sorted(
+        ((asset, round(scores[asset.id], 4)) for asset in _load(session, best)),
+        key=lambda pair: -pair[1],
+    )
+
+
 def _load(session: Session, ids: Iterable[str]) -> list[Asset]:
     wanted = list(ids)
     if not wanted:
@@ -230,7 +283,12 @@ def index(session: Session, asset: Asset, fingerprint: Fingerprint) -> None:
     info["fingerprint"] = {"kind": fingerprint.kind, "value": fingerprint.value}
     asset.media_info = info
     session.add_all(
-        AssetFingerprint(asset_id=asset.id, kind=fingerprint.kind, band_key=key)
+        AssetFingerprint(
+            asset_id=asset.id,
+            kind=fingerprint.kind,
+            band_key=key,
+            digest=fingerprint.value if fingerprint.kind == "image" else None,
+        )
         for key in fingerprint.band_keys
     )
     session.flush()

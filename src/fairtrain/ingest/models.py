@@ -97,6 +97,8 @@ class AssetFingerprint(Base):
     asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     band_key: Mapped[str] = mapped_column(String(80))
+    # The whole perceptual hash (images): candidates are checked without loading assets.
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class DuplicateFlag(Base):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -97,6 +98,27 @@ def _corrupt(what: str, why: str) -> InvalidInput:
     return InvalidInput(f"This {what} file is damaged: {why}.", code="corrupt_media")
 
 
+def _polyglot(what: str) -> InvalidInput:
+    return InvalidInput(
+        f"This {what} carries another file after its end (a polyglot); upload the {what} "
+        "on its own.",
+        code="polyglot_file",
+    )
+
+
+def _hides_a_file(tail: bytes) -> bool:
+    """Bytes after a file's own end that are more than padding: a second file riding along.
+
+    Writers pad with a few zero, 0xFF or whitespace bytes and taggers append a 128-byte
+    ID3v1 tag; anything else (ZIP, HTML, script, however short) is refused.
+    """
+    if not tail:
+        return False
+    if len(tail) == 128 and tail.startswith(b"TAG"):
+        return False
+    return len(tail) > 64 or bool(tail.strip(b"\x00\xff \t\r\n"))
+
+
 def _truncated(what: str) -> InvalidInput:
     return InvalidInput(
         f"This {what} file ends early: it was cut off while copying or uploading.",
@@ -104,6 +126,7 @@ def _truncated(what: str) -> InvalidInput:
     )
 
 
+_TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _ISO_BRANDS_IMAGE = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 
 
@@ -121,6 +144,8 @@ def sniff_type(head: bytes) -> str:
         return "audio/flac"
     if head.startswith(b"OggS"):
         return "audio/ogg"
+    if head.startswith(_TEXT_BOMS):
+        return "text?"  # before MP3: a UTF-16 byte order mark looks like a frame sync
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return "audio/mpeg"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
@@ -161,18 +186,69 @@ def _enable_heif() -> None:
         _heif_ready = True
 
 
-def _trailing_bytes(data: bytes, media_type: str) -> int:
-    """Bytes after the image's own end marker: where polyglots hide a second file."""
+def _png_end(data: bytes) -> int | None:
+    """Where the IEND chunk ends, found by walking the chunks (a backwards search for
+    ``IEND`` is fooled by a fake chunk at the end of an appended file)."""
+    position = 8
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        position += 12 + length
+        if kind == b"IEND":
+            return position
+    return None
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Where the EOI marker ends, found by walking segments and entropy-coded scans (EXIF
+    thumbnails carry their own EOI; an appended file may end in FF D9 too)."""
+    position, size = 2, len(data)
+    while position + 4 <= size:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xD9:
+            return position + 2
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker != 0xDA:
+            continue
+        while True:  # entropy-coded data: FF 00 is a stuffed byte, FF D0-D7 a restart
+            found = data.find(b"\xff", position)
+            if found < 0 or found + 1 >= size:
+                return None
+            following = data[found + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                position = found + 2
+            elif following == 0xFF:
+                position = found + 1
+            else:
+                position = found
+                break
+    return None
+
+
+def _trailing_bytes(data: bytes, media_type: str) -> bytes | None:
+    """Bytes after the image's own end (where polyglots hide a second file); None when
+    the image ends before its declared size."""
     if media_type == "image/png":
-        end = data.rfind(b"IEND")
-        return len(data) - (end + 8) if end >= 0 else 0
+        end = _png_end(data)
+        return data[end:] if end is not None and end <= len(data) else b""
     if media_type == "image/jpeg":
-        end = data.rfind(b"\xff\xd9")
-        return len(data) - (end + 2) if end >= 0 else 0
+        end = _jpeg_end(data)
+        if end is None:  # not walkable: Pillow decides, the last EOI bounds the image
+            found = data.rfind(b"\xff\xd9")
+            end = found + 2 if found >= 0 else len(data)
+        return data[end:]
     if media_type == "image/webp":
         declared = int.from_bytes(data[4:8], "little") + 8
-        return len(data) - declared
-    return 0
+        return data[declared:] if declared <= len(data) else None
+    return b""
 
 
 def _inspect_image(path: Path, media_type: str, limits: Limits) -> Inspection:
@@ -180,14 +256,10 @@ def _inspect_image(path: Path, media_type: str, limits: Limits) -> Inspection:
         _enable_heif()
     data = path.read_bytes()
     trailing = _trailing_bytes(data, media_type)
-    if trailing > 64:
-        raise InvalidInput(
-            "This image carries another file after its end (a polyglot); upload the image "
-            "on its own.",
-            code="polyglot_file",
-        )
-    if trailing < 0:
+    if trailing is None:
         raise _truncated("image")
+    if _hides_a_file(trailing):
+        raise _polyglot("image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -256,15 +328,140 @@ def _wav_declares_more(path: Path) -> bool:
         return True  # no data chunk
 
 
+def _wav_tail(path: Path) -> bytes:
+    """Bytes after the RIFF chunk's declared end."""
+    with path.open("rb") as handle:
+        declared = int.from_bytes(handle.read(8)[4:8], "little") + 8
+        if declared in (8, 0xFFFFFFFF + 8):
+            return b""  # a streaming writer never filled the size in
+        handle.seek(declared)
+        return handle.read(4096)
+
+
+def _iso_boxes_fit(path: Path) -> bool:
+    """Every top-level ISO-BMFF / QuickTime box lies inside the file (a cut file's mdat or
+    moov runs past the end; FFmpeg then only reports an unreadable container)."""
+    size = path.stat().st_size
+    position = 0
+    with path.open("rb") as handle:
+        while position < size:
+            handle.seek(position)
+            header = handle.read(16)
+            if len(header) < 8:
+                return not header.strip(b"\x00")  # zero padding, or a cut box header
+            length = int.from_bytes(header[:4], "big")
+            if length == 0:  # the last box runs to the end of the file
+                return True
+            if length == 1:
+                if len(header) < 16:
+                    return False
+                length = int.from_bytes(header[8:16], "big")
+            if length < 8:
+                return True  # not a box structure: FFmpeg decides
+            position += length
+    return position == size
+
+
+def _ebml_number(data: bytes, position: int) -> tuple[int, int, bool] | None:
+    """An EBML variable-length integer at ``position``: value, next position, all ones."""
+    if position >= len(data) or data[position] == 0:
+        return None
+    first = data[position]
+    width = 8 - first.bit_length() + 1
+    if position + width > len(data):
+        return None
+    value = first & (0xFF >> width)
+    for byte in data[position + 1 : position + width]:
+        value = value << 8 | byte
+    return value, position + width, value == (1 << (7 * width)) - 1
+
+
+def _matroska_segment_fits(path: Path) -> bool:
+    """The Segment's declared size fits in the file (unknown sizes, as live writers leave
+    them, are not checked)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    header_size = _ebml_number(head, 4)
+    if header_size is None:
+        return True
+    segment = header_size[1] + header_size[0]
+    if head[segment : segment + 4] != b"\x18\x53\x80\x67":
+        return True
+    declared = _ebml_number(head, segment + 4)
+    if declared is None or declared[2]:
+        return True
+    return declared[1] + declared[0] <= path.stat().st_size
+
+
+def _ogg_pages(path: Path) -> str:
+    """Walk the Ogg pages: "ok", "truncated" (the last page runs past the end) or
+    "trailing" (bytes after the last page that are not a page)."""
+    size = path.stat().st_size
+    position = 0
+    with path.open("rb") as handle:
+        while position < size:
+            handle.seek(position)
+            header = handle.read(27)
+            if header[:4] != b"OggS":
+                handle.seek(position)
+                return "trailing" if _hides_a_file(handle.read(4096)) else "ok"
+            if len(header) < 27:
+                return "truncated"
+            table = handle.read(header[26])
+            if len(table) < header[26]:
+                return "truncated"
+            position += 27 + len(table) + sum(table)
+    return "ok" if position == size else "truncated"
+
+
+_MP3_BITRATES = {
+    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2
+}
+_MP3_RATES = {3: (44_100, 48_000, 32_000), 2: (22_050, 24_000, 16_000), 0: (11_025, 12_000, 8_000)}
+
+
+def _mp3_frame_length(header: bytes) -> int | None:
+    """The length of a Layer III frame from its 4-byte header (None when not one)."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = header[1] >> 3 & 3, header[1] >> 1 & 3
+    bitrate_index, rate_index = header[2] >> 4, header[2] >> 2 & 3
+    if layer != 1 or version == 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    bitrate = _MP3_BITRATES[3 if version == 3 else 2][bitrate_index] * 1000
+    rate = _MP3_RATES[version][rate_index]
+    factor = 144 if version == 3 else 72
+    return factor * bitrate // rate + (header[2] >> 1 & 1)
+
+
+def _container_checks(path: Path, sniffed: str) -> None:
+    """What FFmpeg forgives: cut containers it plays to the cut, files riding after."""
+    if sniffed == "audio/wav":
+        if _wav_declares_more(path):
+            raise _truncated("WAV")
+        if _hides_a_file(_wav_tail(path)):
+            raise _polyglot("recording")
+    if sniffed == "audio/ogg":
+        pages = _ogg_pages(path)
+        if pages == "truncated":
+            raise _truncated("Ogg")
+        if pages == "trailing":
+            raise _polyglot("recording")
+    if sniffed in ("iso-bmff", "quicktime") and not _iso_boxes_fit(path):
+        raise _truncated("media")
+    if sniffed == "video/webm" and not _matroska_segment_fits(path):
+        raise _truncated("media")
+
+
 def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
-    if sniffed == "audio/wav" and _wav_declares_more(path):
-        raise _truncated("WAV")
+    _container_checks(path, sniffed)
+    size = path.stat().st_size
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
-    except av.error.InvalidDataError as error:
-        raise _corrupt("media", "its container cannot be read") from error
     except (av.error.FFmpegError, OSError, ValueError) as error:
-        raise _corrupt("media", str(error)) from error
+        # FFmpeg's messages name the scratch file: never shown to the uploader.
+        raise _corrupt("media", "its container cannot be read") from error
     with container:
         audio = container.streams.audio[0] if container.streams.audio else None
         # Cover art in audio files is a "video" stream flagged as an attached picture.
@@ -281,15 +478,21 @@ def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
                     f"The {kind} codec {stream.codec_context.name!r} is not supported.",
                     code="unsupported_codec",
                 )
+        # Declared frame sizes are checked before a frame is decoded, not after.
+        if video is not None:
+            _refuse_huge_frames(video.codec_context.width, video.codec_context.height, limits)
         streams = [s for s in (audio, video) if s is not None]
         decoded = {s.index: 0 for s in streams}
         packets = 0
         last_pts: dict[int, int] = {}
+        last_packet: tuple[int, int, str] | None = None  # position, size, codec
         try:
             for packet in container.demux(*streams):
                 if packet.size == 0:
                     continue
                 packets += 1
+                if packet.pos is not None and packet.pos >= 0:
+                    last_packet = (packet.pos, packet.size, packet.stream.codec_context.name)
                 if packet.pts is not None:
                     last_pts[packet.stream.index] = max(
                         last_pts.get(packet.stream.index, packet.pts), packet.pts
@@ -299,7 +502,12 @@ def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
         except av.error.EOFError as error:
             raise _truncated("media") from error
         except (av.error.FFmpegError, ValueError) as error:
+            # A frame that fails to decode where the file ends was cut off, not damaged.
+            if last_packet is not None and sum(last_packet[:2]) >= size:
+                raise _truncated("media") from error
             raise _corrupt("media", "a frame does not decode") from error
+        if last_packet is not None and last_packet[2] in ("mp3", "mp3float"):
+            _refuse_partial_mp3_frame(path, last_packet[0], last_packet[1], size)
         if packets == 0 or not any(decoded.values()):
             raise _corrupt("media", "it holds no decodable frames")
         duration = None
@@ -331,11 +539,7 @@ def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
                 "height": video.codec_context.height,
                 "frame_rate": _rate(video.average_rate),
             }
-            if video.codec_context.width * video.codec_context.height > limits.image_pixels:
-                raise InvalidInput(
-                    "The video's frames are larger than fairtrain decodes.",
-                    code="decompression_bomb",
-                )
+            _refuse_huge_frames(video.codec_context.width, video.codec_context.height, limits)
     modality = "video" if video is not None else "audio"
     media_type = _av_media_type(sniffed, modality)
     return Inspection(
@@ -346,6 +550,25 @@ def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
         language=None,
         media_info=info,
     )
+
+
+def _refuse_huge_frames(width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.image_pixels or max(width, height) > MAX_DIMENSION:
+        raise InvalidInput(
+            f"The video's frames ({width}×{height}) are larger than fairtrain decodes.",
+            code="decompression_bomb",
+        )
+
+
+def _refuse_partial_mp3_frame(path: Path, position: int, length: int, size: int) -> None:
+    """MP3 has no container: a cut file ends in part of a frame, which FFmpeg plays."""
+    if position + length < size - 128:  # an ID3v1 tag or padding follows: not cut
+        return
+    with path.open("rb") as handle:
+        handle.seek(position)
+        expected = _mp3_frame_length(handle.read(4))
+    if expected is not None and position + expected > size:
+        raise _truncated("MP3")
 
 
 def _av_media_type(sniffed: str, modality: str) -> str:
@@ -434,20 +657,47 @@ def guess_language(text: str) -> str | None:
     return best if scores[best] >= max(2, len(words) // 50) else None
 
 
+def _not_utf8(what: str = "This text") -> UnsupportedMedia:
+    return UnsupportedMedia(
+        f"{what} is not UTF-8; export the chat again as UTF-8 text.",
+        code="unsupported_encoding",
+    )
+
+
+def _looks_like_utf16(data: bytes) -> bool:
+    """Mostly-ASCII UTF-16 without a byte order mark: NUL in every other byte."""
+    sample = data[:4096]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    return max(even, odd) >= len(sample) // 4 and min(even, odd) <= max(even, odd) // 10
+
+
+# Markup is refused rather than kept as text: a browser that is ever handed it (a preview,
+# a buyer's tool) runs its scripts. The openings are those the WHATWG sniffing rules use.
+_MARKUP = re.compile(
+    r"\s*<(?:!doctype\s+html|html|head|body|script|iframe|svg|\?xml|!--|style|title|"
+    r"object|embed|meta|link|table|div|a|p|br|h1|b|font)[\s>/]",
+    re.IGNORECASE,
+)
+
+
 def _inspect_text(path: Path, limits: Limits) -> Inspection:
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        raise _not_utf8("This text is UTF-16 or UTF-32, so it")
     if b"\x00" in data:
+        if _looks_like_utf16(data):
+            raise _not_utf8("This text looks like UTF-16, so it")
         raise _refuse_type("A binary file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise UnsupportedMedia(
-            "This text is not UTF-8; export the chat again as UTF-8 text.",
-            code="unsupported_encoding",
-        ) from error
-    controls = sum(
-        1 for ch in text if not ch.isprintable() and ch not in "\r\n\t\ufeff\u200e\u200f"
-    )
+        raise _not_utf8() from error
+    if _MARKUP.match(text.lstrip("\ufeff")):
+        raise _refuse_type("A web page or markup document (HTML, SVG, XML)")
+    # Control characters mark a binary file; format characters (joiners in emoji and
+    # Persian words, the bidi marks WhatsApp writes around numbers) and no-break spaces
+    # are ordinary text, and the chat parser strips the invisible ones.
+    controls = sum(1 for ch in text if ch not in "\r\n\t\f\v" and unicodedata.category(ch) == "Cc")
     if controls > max(8, len(text) // 100):
         raise _refuse_type("A binary file")
     transcript = parse_chat(text)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:56:08.529176
+Create Date: 2026-11-23 08:14:57.998654
 """
 
 from __future__ import annotations
@@ -337,6 +337,7 @@ def upgrade() -> None:
         sa.Column("asset_id", sa.String(length=40), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("band_key", sa.String(length=80), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["asset_id"], ["assets.id"], name=op.f("fk_asset_fingerprints_asset_id_assets")
         ),
