@@ -18,6 +18,8 @@ from fairtrain import __version__
 from fairtrain.accounts.api import router as accounts_router
 from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.audit.api import router as audit_router
+from fairtrain.audit.keys import platform_signing_key
+from fairtrain.audit.service import sign_checkpoints_every
 from fairtrain.bootstrap import prepare_settings
 from fairtrain.config import Settings, get_settings
 from fairtrain.db import make_engine, make_session_factory
@@ -70,6 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
+    # Every Nth audit event signs a Merkle checkpoint in the same transaction.
+    sign_checkpoints_every(
+        app.state.sessions, platform_signing_key(settings), settings.audit_checkpoint_every
+    )
     runtime = Runtime(settings)
     app.state.runtime = runtime
     app.state.jobs = JobQueue(settings.effective_jobs_url, app.state.sessions, runtime)

@@ -240,6 +240,8 @@ def worker(
     workers: Annotated[int, typer.Option(help="Worker threads in this process.")] = 2,
 ) -> None:
     """Run background-job workers against FAIRTRAIN_JOBS_URL (Redis at scale)."""
+    from fairtrain.audit.keys import platform_signing_key
+    from fairtrain.audit.service import sign_checkpoints_every
     from fairtrain.jobs.queue import JobQueue
     from fairtrain.runtime import Runtime
     from fairtrain.tasks import register_all
@@ -247,7 +249,11 @@ def worker(
     settings = get_settings()
     register_all()
     engine = make_engine(settings.effective_database_url)
-    queue = JobQueue(settings.effective_jobs_url, make_session_factory(engine), Runtime(settings))
+    sessions = make_session_factory(engine)
+    sign_checkpoints_every(
+        sessions, platform_signing_key(settings), settings.audit_checkpoint_every
+    )
+    queue = JobQueue(settings.effective_jobs_url, sessions, Runtime(settings))
     resumed = queue.resume()
     console.print(f"Resumed {len(resumed)} unfinished job(s); {workers} worker(s) running.")
     queue.run_worker(workers)

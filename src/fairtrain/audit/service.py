@@ -2,14 +2,27 @@
 
 Every state-changing service calls ``append_event`` before its transaction commits, so the
 event and the change it records are written together or not at all.
+
+Checkpoints every N events (``settings.audit_checkpoint_every``): a process that owns the
+platform key installs a ``CheckpointPolicy`` on its session factory with
+``sign_checkpoints_every``; from then on the append that brings the log to a multiple of
+N also signs a checkpoint over it, in the same transaction. Done here rather than by a
+periodic job because the appender already holds the chain lock, so the checkpoint covers
+exactly the events committed with it, and (when every appending process installs the
+policy) no event stays unsigned for longer than the next N-1 appends, however busy or
+idle the platform is. The price is paid by the one append in N that signs: it streams
+every event hash once (``create_checkpoint``).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from fairtrain.audit.chain import (
     GENESIS_HASH,
@@ -18,22 +31,62 @@ from fairtrain.audit.chain import (
     format_time,
     payload_digest,
 )
+from fairtrain.audit.checkpoint import create_checkpoint
 from fairtrain.audit.models import AuditEvent
 from fairtrain.db import is_postgres
+from fairtrain.errors import Conflict
 from fairtrain.ids import new_id, utcnow
 
 __all__ = [
     "SYSTEM_ACTOR",
+    "CheckpointPolicy",
     "append_event",
+    "checkpoint_policy",
     "count_events",
     "events_page",
     "latest_event",
+    "sign_checkpoints_every",
     "verify_stored_chain",
 ]
+
+log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
 # Arbitrary constant naming the audit chain's advisory lock on PostgreSQL.
 _CHAIN_LOCK_KEY = 0x6661697274726169
+# Where a session (or every session of a factory) carries its CheckpointPolicy.
+_POLICY_INFO_KEY = "fairtrain.audit.checkpoint_policy"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """Sign a checkpoint with ``signing_key`` whenever the log reaches a multiple of ``every``."""
+
+    signing_key: Ed25519PrivateKey
+    every: int
+
+
+def sign_checkpoints_every(
+    target: Session | sessionmaker[Session], signing_key: Ed25519PrivateKey, every: int
+) -> None:
+    """Make ``append_event`` sign a checkpoint every ``every`` events in ``target``'s sessions.
+
+    Install it on the process's session factory (``sessionmaker``) once, at start-up, with
+    ``settings.audit_checkpoint_every``; or on one ``Session``.
+    """
+    if every < 1:
+        raise ValueError(f"the checkpoint interval must be at least 1 event, not {every}")
+    policy = CheckpointPolicy(signing_key=signing_key, every=every)
+    if isinstance(target, Session):
+        target.info[_POLICY_INFO_KEY] = policy
+    else:
+        # sessionmaker copies kw["info"] into each new Session's own info dict.
+        target.kw.setdefault("info", {})[_POLICY_INFO_KEY] = policy
+
+
+def checkpoint_policy(session: Session) -> CheckpointPolicy | None:
+    policy = session.info.get(_POLICY_INFO_KEY)
+    return policy if isinstance(policy, CheckpointPolicy) else None
 
 
 def latest_event(session: Session) -> AuditEvent | None:
@@ -87,7 +140,21 @@ def append_event(
     )
     session.add(event)
     session.flush()
+    policy = checkpoint_policy(session)
+    if policy is not None and seq % policy.every == 0:
+        _sign_checkpoint(session, policy, seq)
     return event
+
+
+def _sign_checkpoint(session: Session, policy: CheckpointPolicy, seq: int) -> None:
+    """Sign the log as it stands, still under the chain lock this append holds."""
+    try:
+        create_checkpoint(session, policy.signing_key)
+    except Conflict as error:
+        # Only a log with rows deleted behind the chain refuses to be signed. Failing the
+        # caller's unrelated change (a consent withdrawal, an upload) would not repair it;
+        # the refusal is logged, and ``verify_stored_chain`` and every export name the gap.
+        log.error("audit checkpoint at event %d not signed (%s): %s", seq, error.code, error.detail)
 
 
 def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import logging
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from tests.unit.audit.audit_helpers import write_log
 
 from fairtrain.audit.checkpoint import (
@@ -24,9 +25,15 @@ from fairtrain.audit.checkpoint import (
 )
 from fairtrain.audit.keys import key_id, public_key_pem
 from fairtrain.audit.merkle import merkle_root, verify_consistency
-from fairtrain.audit.models import AuditEvent
-from fairtrain.audit.service import count_events
+from fairtrain.audit.models import AuditCheckpoint, AuditEvent
+from fairtrain.audit.service import (
+    checkpoint_policy,
+    count_events,
+    sign_checkpoints_every,
+    verify_stored_chain,
+)
 from fairtrain.audit.verify import checkpoint_message, verify_inclusion_proof
+from fairtrain.config import Settings
 from fairtrain.errors import Conflict, InvalidInput, NotFound
 
 
@@ -173,3 +180,89 @@ def test_consistency_between_two_checkpoints(
         consistency_proof(session, 0, 5)
     with pytest.raises(InvalidInput):
         consistency_proof(session, 5, 99)
+
+
+# -- a checkpoint every N events (settings.audit_checkpoint_every) -----------------------
+
+
+def _checkpoint_sizes(session: Session) -> list[int]:
+    return list(session.scalars(select(AuditCheckpoint.tree_size).order_by("tree_size")))
+
+
+def test_append_signs_a_checkpoint_at_every_multiple_of_the_interval(
+    session: Session, signing_key: Ed25519PrivateKey
+) -> None:
+    sign_checkpoints_every(session, signing_key, 4)
+    write_log(session, 3)
+    assert _checkpoint_sizes(session) == []
+    write_log(session, 1, start=4)
+    assert _checkpoint_sizes(session) == [4]
+    write_log(session, 9, start=5)
+    assert _checkpoint_sizes(session) == [4, 8, 12]
+    newest = latest_checkpoint(session)
+    assert newest is not None
+    assert newest.root_hash == merkle_root(_hashes(session)[:12]).hex()
+    assert verify_stored_chain(session) == (True, None, None)
+
+
+def test_interval_checkpoints_stay_on_the_grid_after_a_manual_one(
+    session: Session, signing_key: Ed25519PrivateKey
+) -> None:
+    sign_checkpoints_every(session, signing_key, 5)
+    write_log(session, 7)
+    create_checkpoint(session, signing_key)  # `fairtrain audit checkpoint` at 7
+    write_log(session, 3, start=8)
+    assert _checkpoint_sizes(session) == [5, 7, 10]
+
+
+def test_every_session_of_a_factory_signs_and_rollback_drops_the_checkpoint(
+    factory: sessionmaker[Session], signing_key: Ed25519PrivateKey, settings: Settings
+) -> None:
+    configured = settings.model_copy(update={"audit_checkpoint_every": 3})
+    sign_checkpoints_every(factory, signing_key, configured.audit_checkpoint_every)
+    with factory() as session, session.begin():
+        policy = checkpoint_policy(session)
+        assert policy is not None and policy.every == 3
+        write_log(session, 2)
+    with factory() as session:
+        with session.begin():
+            write_log(session, 1, start=3)  # the third event, in a later transaction
+            assert _checkpoint_sizes(session) == [3]
+        assert _checkpoint_sizes(session) == [3]  # committed with the event
+    with factory() as session:
+        session.begin()
+        write_log(session, 3, start=4)
+        assert _checkpoint_sizes(session) == [3, 6]
+        session.rollback()  # the events and their checkpoint go together
+        assert _checkpoint_sizes(session) == [3]
+        assert count_events(session) == 3
+
+
+def test_without_a_policy_append_signs_nothing(
+    factory: sessionmaker[Session], session: Session
+) -> None:
+    assert checkpoint_policy(session) is None
+    write_log(session, 5)
+    assert _checkpoint_sizes(session) == []
+    with factory() as other:
+        assert checkpoint_policy(other) is None
+
+
+def test_the_interval_must_be_positive(session: Session, signing_key: Ed25519PrivateKey) -> None:
+    with pytest.raises(ValueError, match="at least 1 event"):
+        sign_checkpoints_every(session, signing_key, 0)
+    assert checkpoint_policy(session) is None
+
+
+def test_a_log_with_a_gap_is_not_signed_but_the_append_succeeds(
+    session: Session, signing_key: Ed25519PrivateKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    sign_checkpoints_every(session, signing_key, 4)
+    write_log(session, 3)
+    session.delete(session.get(AuditEvent, 2))
+    session.flush()
+    with caplog.at_level(logging.ERROR, logger="fairtrain.audit.service"):
+        write_log(session, 1, start=4)
+    assert count_events(session) == 3
+    assert _checkpoint_sizes(session) == []
+    assert "audit checkpoint at event 4 not signed (audit_chain_gap)" in caplog.text
