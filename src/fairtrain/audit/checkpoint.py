@@ -144,12 +144,10 @@ def inclusion_proof(session: Session, event_id: str) -> dict[str, Any]:
     Verify it offline with ``fairtrain.audit.verify.verify_inclusion_proof`` and the
     platform's public key.
     """
-    row = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.event_id == event_id)
-    ).first()
-    if row is None:
+    event = session.scalars(select(AuditEvent).where(AuditEvent.event_id == event_id)).first()
+    if event is None:
         raise NotFound("No audit event has this id.", code="audit_event_not_found")
-    seq, event_hash = row
+    seq, event_hash = event.seq, event.hash
     checkpoint = latest_checkpoint(session)
     if checkpoint is None or checkpoint.tree_size < seq:
         raise Conflict(
@@ -164,6 +162,18 @@ def inclusion_proof(session: Session, event_id: str) -> dict[str, Any]:
         "seq": seq,
         "leaf_index": seq - 1,
         "event_hash": event_hash,
+        # The fields the event hash covers (the payload only by its digest), so a
+        # verifier recomputes the hash and the id cannot be swapped for another.
+        "event": {
+            "seq": event.seq,
+            "event_id": event.event_id,
+            "occurred_at": event.occurred_at_text,
+            "actor": event.actor,
+            "action": event.action,
+            "subject": event.subject,
+            "payload_digest": event.payload_digest,
+            "prev_hash": event.prev_hash,
+        },
         "audit_path": [node.hex() for node in path],
         "checkpoint": checkpoint_record(checkpoint),
     }

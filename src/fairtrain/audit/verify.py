@@ -33,7 +33,7 @@ from typing import Any
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 
-from fairtrain.audit.chain import GENESIS_HASH, canonical_json
+from fairtrain.audit.chain import GENESIS_HASH, ChainedEvent, canonical_json, event_hash
 from fairtrain.audit.keys import key_id as compute_key_id
 from fairtrain.audit.keys import load_public_key_pem
 from fairtrain.audit.merkle import EMPTY_ROOT, leaf_hash, verify_inclusion
@@ -537,6 +537,23 @@ def verify_inclusion_proof(proof: Mapping[str, Any], public_key_pem: bytes) -> b
     """Check a proof from ``checkpoint.inclusion_proof`` offline, signature included."""
     try:
         checkpoint = proof["checkpoint"]
+        fields = proof["event"]
+        chained = ChainedEvent(
+            seq=int(fields["seq"]),
+            event_id=str(fields["event_id"]),
+            occurred_at=str(fields["occurred_at"]),
+            actor=str(fields["actor"]),
+            action=str(fields["action"]),
+            subject=str(fields["subject"]),
+            payload_digest=str(fields["payload_digest"]),
+            prev_hash=str(fields["prev_hash"]),
+        )
+        if (
+            event_hash(chained) != proof["event_hash"]
+            or chained.event_id != proof["event_id"]
+            or chained.seq != int(proof["seq"])
+        ):
+            return False
         public_key = load_public_key_pem(public_key_pem)
         if checkpoint["key_id"] != compute_key_id(public_key):
             return False

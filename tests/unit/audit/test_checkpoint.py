@@ -266,3 +266,29 @@ def test_a_log_with_a_gap_is_not_signed_but_the_append_succeeds(
     assert count_events(session) == 3
     assert _checkpoint_sizes(session) == []
     assert "audit checkpoint at event 4 not signed (audit_chain_gap)" in caplog.text
+
+
+def test_a_proof_binds_the_event_id_and_fields(session, signing_key) -> None:  # type: ignore[no-untyped-def]
+    db = session
+    from cryptography.hazmat.primitives import serialization
+
+    from fairtrain.audit.checkpoint import create_checkpoint, inclusion_proof
+    from fairtrain.audit.service import append_event
+    from fairtrain.audit.verify import verify_inclusion_proof
+
+    events = [
+        append_event(db, actor="system", action="test.thing", subject=f"thing:{i}", payload={})
+        for i in range(3)
+    ]
+    create_checkpoint(db, signing_key)
+    pem = signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    proof = inclusion_proof(db, events[1].event_id)
+    assert verify_inclusion_proof(proof, pem)
+    swapped = dict(proof, event_id=events[0].event_id)
+    assert not verify_inclusion_proof(swapped, pem)
+    edited = dict(proof, event=dict(proof["event"], actor="user:someone"))
+    assert not verify_inclusion_proof(edited, pem)
+    both = dict(swapped, event=dict(proof["event"], event_id=events[0].event_id))
+    assert not verify_inclusion_proof(both, pem)
