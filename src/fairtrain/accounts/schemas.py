@@ -47,7 +47,9 @@ class BuyerSignup(Strict):
 
 
 class LoginRequest(Strict):
-    email: str = Field(max_length=320)
+    # No control characters: an address with a NUL can match no account, and PostgreSQL
+    # refuses NUL in text outright.
+    email: str = Field(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$")
     password: str = Field(max_length=256)
 
 

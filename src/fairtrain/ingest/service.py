@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairtrain.audit.service import append_event
+from fairtrain.consent.models import AssetPolicy
 from fairtrain.errors import Conflict, NotFound, PayloadTooLarge
 from fairtrain.ids import new_id, utcnow
 from fairtrain.ingest.models import TRANSITIONS, Asset, AssetState, DuplicateFlag
@@ -35,6 +36,7 @@ __all__ = [
     "Inspector",
     "UploadContext",
     "approve_asset",
+    "check_reviewable",
     "erase_asset",
     "get_asset",
     "list_assets",
@@ -82,7 +84,8 @@ def safe_display_name(name: str | None) -> str:
         for ch in unicodedata.normalize("NFC", base)
         if unicodedata.category(ch)[0] != "C"  # controls, formats (incl. U+202E), unassigned
     ).strip(" .")
-    return cleaned[:200] or "upload"
+    # Cut, then trim again, so cleaning a cleaned name changes nothing (idempotent).
+    return cleaned[:200].strip(" .") or "upload"
 
 
 @contextmanager
@@ -278,6 +281,14 @@ def latest_job(session: Session, asset_id: str) -> Job | None:
     ).first()
 
 
+def check_reviewable(asset: Asset) -> None:
+    if AssetState(asset.state) != AssetState.AWAITING_REVIEW or asset.redacted_blob_id is None:
+        raise Conflict(
+            "Only an asset whose redacted version is ready for review can be approved.",
+            code="asset_not_reviewable",
+        )
+
+
 def approve_asset(session: Session, asset: Asset, *, actor: str) -> Asset:
     """The contributor has seen the redacted version and lets it be listed."""
     if AssetState(asset.state) != AssetState.AWAITING_REVIEW:
@@ -289,6 +300,13 @@ def approve_asset(session: Session, asset: Asset, *, actor: str) -> Asset:
         raise Conflict(
             "This asset has no redacted version to approve.", code="asset_not_reviewable"
         )
+    has_terms = session.scalar(
+        select(AssetPolicy.id).where(
+            AssetPolicy.asset_id == asset.id, AssetPolicy.superseded_at.is_(None)
+        )
+    )
+    if has_terms is None:  # listing without terms would let the catalogue guess them
+        raise Conflict("Choose the terms for this asset first.", code="asset_without_terms")
     return set_state(session, asset, AssetState.LISTED, actor=actor)
 
 

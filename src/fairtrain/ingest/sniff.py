@@ -18,10 +18,11 @@ import io
 import re
 import unicodedata
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal
 
 import av
 import av.error
@@ -100,8 +101,8 @@ def _corrupt(what: str, why: str) -> InvalidInput:
 
 def _polyglot(what: str) -> InvalidInput:
     return InvalidInput(
-        f"This {what} carries another file after its end (a polyglot); upload the {what} "
-        "on its own.",
+        f"This {what} file carries another file after its end (a polyglot); upload the "
+        f"{what} file on its own.",
         code="polyglot_file",
     )
 
@@ -164,6 +165,41 @@ def sniff_type(head: bytes) -> str:
     if head.startswith((b"MZ", b"\x7fELF", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe")):
         return "executable"
     return "text?"
+
+
+# How a container's own structure ends against the end of the file.
+Layout = Literal["ok", "truncated", "trailing"]
+
+
+def _tail_layout(handle: BinaryIO, position: int) -> Layout:
+    handle.seek(position)
+    return "trailing" if _hides_a_file(handle.read(4096)) else "ok"
+
+
+def _iso_boxes(path: Path) -> Layout:
+    """Walk the top-level ISO-BMFF / QuickTime / HEIF boxes: a cut file's mdat or moov runs
+    past the end (FFmpeg then only reports an unreadable container); bytes that are not a
+    box after the last one are a second file riding along."""
+    size = path.stat().st_size
+    position = 0
+    with path.open("rb") as handle:
+        while position < size:
+            handle.seek(position)
+            header = handle.read(16)
+            kind = header[4:8]
+            if len(kind) < 4 or (position > 0 and not all(0x20 <= c <= 0x7E for c in kind)):
+                return _tail_layout(handle, position)  # not a box: padding or another file
+            length = int.from_bytes(header[:4], "big")
+            if length == 0:  # the last box runs to the end of the file
+                return "ok"
+            if length == 1:
+                if len(header) < 16:
+                    return "truncated"
+                length = int.from_bytes(header[8:16], "big")
+            if length < 8:
+                return "ok"  # not a box structure: the decoder decides
+            position += length
+    return "ok" if position == size else "truncated"
 
 
 # -- images -------------------------------------------------------------------------------
@@ -233,33 +269,37 @@ def _jpeg_end(data: bytes) -> int | None:
     return None
 
 
-def _trailing_bytes(data: bytes, media_type: str) -> bytes | None:
-    """Bytes after the image's own end (where polyglots hide a second file); None when
-    the image ends before its declared size."""
-    if media_type == "image/png":
-        end = _png_end(data)
-        return data[end:] if end is not None and end <= len(data) else b""
-    if media_type == "image/jpeg":
-        end = _jpeg_end(data)
-        if end is None:  # not walkable: Pillow decides, the last EOI bounds the image
-            found = data.rfind(b"\xff\xd9")
-            end = found + 2 if found >= 0 else len(data)
-        return data[end:]
+def _image_layout(path: Path, data: bytes, media_type: str) -> Layout:
+    """Where the image's own structure ends against the end of the file."""
+    if media_type == "image/heic":
+        return _iso_boxes(path)
     if media_type == "image/webp":
-        declared = int.from_bytes(data[4:8], "little") + 8
-        return data[declared:] if declared <= len(data) else None
-    return b""
+        end = int.from_bytes(data[4:8], "little") + 8
+        if end > len(data):
+            return "truncated"
+    elif media_type == "image/png":
+        # A cut PNG has no IEND: Pillow reports the truncation.
+        end = _png_end(data) or len(data)
+    else:
+        walked = _jpeg_end(data)
+        last_eoi = data.rfind(b"\xff\xd9")
+        # Not walkable: Pillow decides, and the last EOI bounds the image.
+        end = walked if walked is not None else last_eoi + 2 if last_eoi >= 0 else len(data)
+    return "trailing" if _hides_a_file(data[end:]) else "ok"
+
+
+def _refuse_broken_layout(layout: Layout, what: str) -> None:
+    if layout == "truncated":
+        raise _truncated(what)
+    if layout == "trailing":
+        raise _polyglot(what)
 
 
 def _inspect_image(path: Path, media_type: str, limits: Limits) -> Inspection:
     if media_type == "image/heic":
         _enable_heif()
     data = path.read_bytes()
-    trailing = _trailing_bytes(data, media_type)
-    if trailing is None:
-        raise _truncated("image")
-    if _hides_a_file(trailing):
-        raise _polyglot("image")
+    _refuse_broken_layout(_image_layout(path, data, media_type), "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -328,38 +368,14 @@ def _wav_declares_more(path: Path) -> bool:
         return True  # no data chunk
 
 
-def _wav_tail(path: Path) -> bytes:
-    """Bytes after the RIFF chunk's declared end."""
+def _wav_layout(path: Path) -> Layout:
+    if _wav_declares_more(path):
+        return "truncated"
     with path.open("rb") as handle:
-        declared = int.from_bytes(handle.read(8)[4:8], "little") + 8
-        if declared in (8, 0xFFFFFFFF + 8):
-            return b""  # a streaming writer never filled the size in
-        handle.seek(declared)
-        return handle.read(4096)
-
-
-def _iso_boxes_fit(path: Path) -> bool:
-    """Every top-level ISO-BMFF / QuickTime box lies inside the file (a cut file's mdat or
-    moov runs past the end; FFmpeg then only reports an unreadable container)."""
-    size = path.stat().st_size
-    position = 0
-    with path.open("rb") as handle:
-        while position < size:
-            handle.seek(position)
-            header = handle.read(16)
-            if len(header) < 8:
-                return not header.strip(b"\x00")  # zero padding, or a cut box header
-            length = int.from_bytes(header[:4], "big")
-            if length == 0:  # the last box runs to the end of the file
-                return True
-            if length == 1:
-                if len(header) < 16:
-                    return False
-                length = int.from_bytes(header[8:16], "big")
-            if length < 8:
-                return True  # not a box structure: FFmpeg decides
-            position += length
-    return position == size
+        end = int.from_bytes(handle.read(8)[4:8], "little") + 8
+        if end in (8, 0xFFFFFFFF + 8):
+            return "ok"  # a streaming writer never filled the size in
+        return _tail_layout(handle, end)
 
 
 def _ebml_number(data: bytes, position: int) -> tuple[int, int, bool] | None:
@@ -376,26 +392,28 @@ def _ebml_number(data: bytes, position: int) -> tuple[int, int, bool] | None:
     return value, position + width, value == (1 << (7 * width)) - 1
 
 
-def _matroska_segment_fits(path: Path) -> bool:
-    """The Segment's declared size fits in the file (unknown sizes, as live writers leave
+def _matroska_segment(path: Path) -> Layout:
+    """The Segment's declared size against the file (unknown sizes, as live writers leave
     them, are not checked)."""
+    size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(4096)
-    header_size = _ebml_number(head, 4)
-    if header_size is None:
-        return True
-    segment = header_size[1] + header_size[0]
-    if head[segment : segment + 4] != b"\x18\x53\x80\x67":
-        return True
-    declared = _ebml_number(head, segment + 4)
-    if declared is None or declared[2]:
-        return True
-    return declared[1] + declared[0] <= path.stat().st_size
+        header_size = _ebml_number(head, 4)
+        if header_size is None:
+            return "ok"
+        segment = header_size[1] + header_size[0]
+        if head[segment : segment + 4] != b"\x18\x53\x80\x67":
+            return "ok"
+        declared = _ebml_number(head, segment + 4)
+        if declared is None or declared[2]:
+            return "ok"
+        end = declared[1] + declared[0]
+        return "truncated" if end > size else _tail_layout(handle, end)
 
 
-def _ogg_pages(path: Path) -> str:
-    """Walk the Ogg pages: "ok", "truncated" (the last page runs past the end) or
-    "trailing" (bytes after the last page that are not a page)."""
+def _ogg_pages(path: Path) -> Layout:
+    """Walk the Ogg pages: the last page may not run past the end, and what follows the
+    last page must be padding, not another file."""
     size = path.stat().st_size
     position = 0
     with path.open("rb") as handle:
@@ -403,8 +421,7 @@ def _ogg_pages(path: Path) -> str:
             handle.seek(position)
             header = handle.read(27)
             if header[:4] != b"OggS":
-                handle.seek(position)
-                return "trailing" if _hides_a_file(handle.read(4096)) else "ok"
+                return _tail_layout(handle, position)
             if len(header) < 27:
                 return "truncated"
             table = handle.read(header[26])
@@ -435,27 +452,20 @@ def _mp3_frame_length(header: bytes) -> int | None:
     return factor * bitrate // rate + (header[2] >> 1 & 1)
 
 
-def _container_checks(path: Path, sniffed: str) -> None:
-    """What FFmpeg forgives: cut containers it plays to the cut, files riding after."""
-    if sniffed == "audio/wav":
-        if _wav_declares_more(path):
-            raise _truncated("WAV")
-        if _hides_a_file(_wav_tail(path)):
-            raise _polyglot("recording")
-    if sniffed == "audio/ogg":
-        pages = _ogg_pages(path)
-        if pages == "truncated":
-            raise _truncated("Ogg")
-        if pages == "trailing":
-            raise _polyglot("recording")
-    if sniffed in ("iso-bmff", "quicktime") and not _iso_boxes_fit(path):
-        raise _truncated("media")
-    if sniffed == "video/webm" and not _matroska_segment_fits(path):
-        raise _truncated("media")
+# What FFmpeg forgives: cut containers it plays up to the cut, files riding after the end.
+_AV_LAYOUTS: dict[str, Callable[[Path], Layout]] = {
+    "audio/wav": _wav_layout,
+    "audio/ogg": _ogg_pages,
+    "video/webm": _matroska_segment,
+    "iso-bmff": _iso_boxes,
+    "quicktime": _iso_boxes,
+}
 
 
 def _inspect_av(path: Path, sniffed: str, limits: Limits) -> Inspection:
-    _container_checks(path, sniffed)
+    layout = _AV_LAYOUTS.get(sniffed)
+    if layout is not None:
+        _refuse_broken_layout(layout(path), "media")
     size = path.stat().st_size
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
@@ -590,6 +600,13 @@ def _inspect_pdf(path: Path, limits: Limits) -> Inspection:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65_536))
+        ending = handle.read()
+    # pypdf reads a document whose last %%EOF is followed by a whole other file.
+    last_eof = ending.rfind(b"%%EOF")
+    if last_eof >= 0 and _hides_a_file(ending[last_eof + 5 :]):
+        raise _polyglot("PDF")
     try:
         reader = PdfReader(str(path), strict=True)
         if reader.is_encrypted:

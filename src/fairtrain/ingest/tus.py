@@ -27,7 +27,7 @@ from fairtrain.errors import (
 )
 from fairtrain.ids import new_id, utcnow
 from fairtrain.ingest.models import Asset, ResumableUpload, UploadSegment
-from fairtrain.ingest.service import UploadContext, receive_upload
+from fairtrain.ingest.service import UploadContext, receive_upload, safe_display_name
 
 __all__ = [
     "TUS_VERSION",
@@ -80,7 +80,8 @@ def create_upload(
         owner_id=owner_id,
         length=length,
         offset=0,
-        filename=metadata.get("filename"),
+        # Cleaned as it arrives: the raw name may hold NULs, bidi tricks or 10 kB.
+        filename=safe_display_name(metadata.get("filename")) if "filename" in metadata else None,
         created_at=now,
         expires_at=now + UPLOAD_TTL,
     )
