@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fairtrain.accounts import models as accounts_models
 from fairtrain.audit import models as audit_models
+from fairtrain.consent import models as consent_models
 from fairtrain.db import Base
 from fairtrain.ingest import models as ingest_models
 from fairtrain.jobs import models as jobs_models
@@ -12,6 +13,13 @@ from fairtrain.vault import models as vault_models
 __all__ = ["Base", "metadata"]
 
 # Imported for their side effect of registering tables on Base.metadata.
-_DOMAIN_MODELS = (accounts_models, audit_models, ingest_models, jobs_models, vault_models)
+_DOMAIN_MODELS = (
+    accounts_models,
+    audit_models,
+    consent_models,
+    ingest_models,
+    jobs_models,
+    vault_models,
+)
 
 metadata = Base.metadata

@@ -166,6 +166,27 @@ def _chat_asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"path_params": {"asset_id": asset["id"]}, "json": {"chat_sender": "Zed Quux"}}
 
 
+def _listed_asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """An approved asset (which gives it the default terms)."""
+    spec = _asset(world, caller, tenant)
+    owner = world.tenant(tenant).contributor
+    asset_id = spec["path_params"]["asset_id"]
+    approved = owner.request("POST", f"/api/v1/assets/{asset_id}/approve")
+    assert approved.status_code == 200, approved.text
+    return spec
+
+
+SAMPLE_POLICY = {
+    "@context": "http://www.w3.org/ns/odrl.jsonld",
+    "uid": "https://example.org/policy/1",
+    "type": "Set",
+    "permission": [
+        {"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "isA",
+                                          "rightOperand": "dpv:AcademicResearch"}]}
+    ],
+}  # fmt: skip
+
+
 def _tus_upload(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     owner = world.tenant(tenant).contributor
     response = owner.request(
@@ -270,6 +291,30 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/audit/events"): Rule(frozenset({"operator", "auditor"})),
     ("GET", "/api/v1/audit/status"): Rule(frozenset({"operator", "auditor"})),
     ("GET", "/api/v1/me/audit-events"): Rule(PERSONS),
+    # Terms: the taxonomy, templates and evaluation are public; an asset's terms are its
+    # owner's to set and read (operators read).
+    ("GET", "/api/v1/purposes"): Rule(EVERYONE),
+    ("GET", "/api/v1/policy-templates"): Rule(EVERYONE),
+    ("POST", "/api/v1/policies/evaluate"): Rule(
+        EVERYONE,
+        lambda w, c, t: {
+            "json": {"policy": SAMPLE_POLICY, "request": {"purpose": "academic_research"}}
+        },
+    ),
+    ("GET", "/api/v1/assets/{asset_id}/policy"): Rule(
+        ASSET_READERS, _listed_asset, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/assets/{asset_id}/policy/versions"): Rule(
+        ASSET_READERS, _listed_asset, tenant_scoped=True
+    ),
+    ("PUT", "/api/v1/assets/{asset_id}/policy"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {**_asset(w, c, t), "json": {"template": "research_only"}},
+        tenant_scoped=True,
+    ),
+    ("PUT", "/api/v1/me/policy"): Rule(
+        CONTRIBUTOR, lambda w, c, t: {"json": {"template": "default", "asset_ids": []}}
+    ),
     # Uploads and assets: a contributor's own; operators read for review; buyers never.
     ("POST", "/api/v1/uploads"): Rule(
         CONTRIBUTOR, lambda w, c, t: {"content": _png(), "params": {"filename": "m.png"}}

@@ -8,6 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from fairtrain.consent.service import ensure_policy
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import InvalidInput, NotFound, UnsupportedMedia
 from fairtrain.ingest import process, service, tus
@@ -141,9 +142,14 @@ def read_asset(asset_id: str, principal: PrincipalDep, session: SessionDep) -> A
 
 
 @router.post("/assets/{asset_id}/approve", response_model=AssetOut)
-def approve_asset(asset_id: str, principal: PrincipalDep, session: SessionDep) -> AssetOut:
-    """List the redacted version (after the contributor has looked at it)."""
+def approve_asset(
+    asset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+) -> AssetOut:
+    """List the redacted version (after the contributor has looked at it). An asset
+    without terms gets the protective default terms (see GET /api/v1/policy-templates)."""
     asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    service.check_reviewable(asset)
+    ensure_policy(session, request.app.state.settings, asset, actor=principal.ref)
     return asset_out(session, service.approve_asset(session, asset, actor=principal.ref))
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
+from fairtrain.consent.service import ensure_policy
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import DomainError
 from fairtrain.ingest import process, service
@@ -188,6 +189,12 @@ def _act(
     return RedirectResponse(f"/assets/{asset_id}", status_code=303)
 
 
+def _approve(request: Request, session: SessionDep, asset: Asset, actor: str) -> Asset:
+    service.check_reviewable(asset)
+    ensure_policy(session, request.app.state.settings, asset, actor=actor)
+    return service.approve_asset(session, asset, actor=actor)
+
+
 @router.post("/assets/{asset_id}/approve", response_class=HTMLResponse)
 def approve_submit(
     asset_id: str,
@@ -202,7 +209,7 @@ def approve_submit(
         principal,
         session,
         csrf_token,
-        lambda asset: service.approve_asset(session, asset, actor=principal.ref),
+        lambda asset: _approve(request, session, asset, principal.ref),
     )
 
 

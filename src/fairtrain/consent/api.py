@@ -1,0 +1,275 @@
+"""Terms over HTTP: the purpose taxonomy, templates, an asset's policy and its versions,
+bulk changes, and stateless evaluation of any ODRL policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from fairtrain.consent import purposes, service
+from fairtrain.consent.evaluate import Request as EvaluationRequest
+from fairtrain.consent.evaluate import evaluate
+from fairtrain.consent.models import AssetPolicy
+from fairtrain.consent.odrl import parse_policy
+from fairtrain.consent.templates import TEMPLATES
+from fairtrain.deps import PrincipalDep, SessionDep
+from fairtrain.errors import AuthenticationRequired, Forbidden, InvalidInput, NotFound
+from fairtrain.ingest.models import Asset
+from fairtrain.ingest.policy import AssetAction, authorize_asset
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["consent"])
+
+Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")]
+
+
+class PurposeOut(BaseModel):
+    key: str
+    iri: str
+    label: str
+    parent: str | None
+    words: str
+
+
+class TemplateOut(BaseModel):
+    key: str
+    title: str
+    summary: str
+
+
+class PolicyIn(BaseModel):
+    """Either a template (with a price) or a whole ODRL policy document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = Field(default=None, max_length=40)
+    price_minor: int | None = Field(default=None, ge=0, le=10**12)
+    currency: Currency | None = None
+    policy: dict[str, Any] | None = None
+
+
+class BulkPolicyIn(PolicyIn):
+    asset_ids: list[str] | None = Field(
+        default=None, max_length=10_000, description="Default: every asset of yours."
+    )
+
+
+class CompiledOut(BaseModel):
+    permitted: list[str]
+    prohibited: list[str]
+    territories: list[str] | None
+    not_after: datetime | None
+    term_days: int | None
+    price_minor: int | None
+    currency: str | None
+    exclusive: bool
+    sublicensing: bool
+
+
+class PolicyOut(BaseModel):
+    id: str
+    asset_id: str
+    version: int
+    template: str | None
+    sha256: str
+    created_at: datetime
+    superseded_at: datetime | None
+    summary: CompiledOut
+    document: dict[str, Any]
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(default="use", max_length=40)
+    purpose: str | None = Field(default=None, max_length=200)
+    territory: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+    at: datetime | None = None
+    assignee: str | None = Field(default=None, max_length=500)
+    target: str | None = Field(default=None, max_length=500)
+    recipient: str | None = Field(default=None, max_length=500)
+    count: int = Field(default=1, ge=1)
+    pay_amount: Decimal | None = Field(default=None, ge=0)
+    currency: Currency | None = None
+    licence_start: datetime | None = None
+    sublicense: bool = False
+    exclusive: bool = False
+
+
+class EvaluateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: dict[str, Any]
+    request: RequestIn
+
+
+class DecisionOut(BaseModel):
+    outcome: str
+    reason: str
+    rule: str | None
+    rule_path: str | None
+    duties: list[str]
+
+
+def _keys(mask: int) -> list[str]:
+    return [p.key for p in purposes.PURPOSES.values() if mask >> p.bit & 1]
+
+
+def _top(keys: list[str]) -> list[str]:
+    """The broadest purposes of a downward-closed set (what a person would name)."""
+    chosen = set(keys)
+    return [k for k in keys if purposes.PURPOSES[k].parent not in chosen]
+
+
+def policy_out(record: AssetPolicy) -> PolicyOut:
+    territories = record.territories.strip(",").split(",") if record.territories else None
+    return PolicyOut(
+        id=record.id,
+        asset_id=record.asset_id,
+        version=record.version,
+        template=record.template,
+        sha256=record.sha256,
+        created_at=record.created_at,
+        superseded_at=record.superseded_at,
+        summary=CompiledOut(
+            permitted=_top(_keys(record.permit_mask)),
+            prohibited=_top(_keys(record.ban_mask)),
+            territories=territories,
+            not_after=record.not_after,
+            term_days=record.term_days,
+            price_minor=record.price_minor,
+            currency=record.currency,
+            exclusive=record.exclusive,
+            sublicensing=record.sublicensing,
+        ),
+        document=record.document,
+    )
+
+
+@router.get("/purposes", response_model=list[PurposeOut])
+def list_purposes() -> list[PurposeOut]:
+    """The purpose taxonomy (DPV-aligned); a permission covers every narrower purpose."""
+    return [
+        PurposeOut(key=p.key, iri=p.iri, label=p.label, parent=p.parent, words=p.words)
+        for p in purposes.PURPOSES.values()
+    ]
+
+
+@router.get("/policy-templates", response_model=list[TemplateOut])
+def list_templates() -> list[TemplateOut]:
+    return [TemplateOut(key=t.key, title=t.title, summary=t.summary) for t in TEMPLATES.values()]
+
+
+@router.get("/assets/{asset_id}/policy", response_model=PolicyOut)
+def read_policy(asset_id: str, principal: PrincipalDep, session: SessionDep) -> PolicyOut:
+    asset = authorize_asset(principal, AssetAction.READ, session.get(Asset, asset_id))
+    record = service.current_policy(session, asset.id)
+    if record is None:
+        raise NotFound(
+            "This asset has no terms yet; they are set when you approve it, or with PUT.",
+            code="policy_not_found",
+        )
+    return policy_out(record)
+
+
+@router.put("/assets/{asset_id}/policy", response_model=PolicyOut)
+def write_policy(
+    asset_id: str, body: PolicyIn, request: Request, principal: PrincipalDep, session: SessionDep
+) -> PolicyOut:
+    """A new version of the asset's terms; licences already granted keep theirs."""
+    asset = authorize_asset(principal, AssetAction.MANAGE, session.get(Asset, asset_id))
+    record = service.set_policy(
+        session,
+        request.app.state.settings,
+        asset,
+        actor=principal.ref,
+        document=body.policy,
+        template=body.template,
+        price_minor=body.price_minor,
+        currency=body.currency.upper() if body.currency else None,
+    )
+    return policy_out(record)
+
+
+@router.get("/assets/{asset_id}/policy/versions", response_model=list[PolicyOut])
+def read_policy_versions(
+    asset_id: str, principal: PrincipalDep, session: SessionDep
+) -> list[PolicyOut]:
+    asset = authorize_asset(principal, AssetAction.READ, session.get(Asset, asset_id))
+    return [policy_out(r) for r in service.policy_versions(session, asset.id)]
+
+
+@router.put("/me/policy", response_model=list[PolicyOut])
+def write_policies(
+    body: BulkPolicyIn, request: Request, principal: PrincipalDep, session: SessionDep
+) -> list[PolicyOut]:
+    """The same terms for many of your assets at once (all or nothing)."""
+    if not principal.is_authenticated:
+        raise AuthenticationRequired("Log in first.")
+    if principal.kind != "contributor" or principal.user_id is None:
+        raise Forbidden("Only contributors set terms for their assets.", code="role_forbidden")
+    query = select(Asset).where(
+        Asset.owner_id == principal.user_id, Asset.state.not_in(["erased", "rejected"])
+    )
+    if body.asset_ids is not None:
+        query = query.where(Asset.id.in_(body.asset_ids))
+    assets = list(session.scalars(query.order_by(Asset.created_at)))
+    if body.asset_ids is not None and len(assets) != len(set(body.asset_ids)):
+        raise InvalidInput(
+            "Some of these assets are not yours, or are erased or rejected.",
+            code="asset_not_found",
+            pointer="asset_ids",
+        )
+    records = service.set_policies(
+        session,
+        request.app.state.settings,
+        assets,
+        actor=principal.ref,
+        document=body.policy,
+        template=body.template,
+        price_minor=body.price_minor,
+        currency=body.currency.upper() if body.currency else None,
+    )
+    return [policy_out(r) for r in records]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Times without a zone are read as UTC (the platform's only zone)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def evaluation_request(body: RequestIn) -> EvaluationRequest:
+    purpose = purposes.resolve(body.purpose).key if body.purpose else None
+    extra: dict[str, Any] = {}
+    if body.at is not None:
+        extra["at"] = _utc(body.at)
+    return EvaluationRequest(
+        action=body.action,
+        purpose=purpose,
+        territory=body.territory.upper() if body.territory else None,
+        assignee=body.assignee,
+        target=body.target,
+        recipient=body.recipient,
+        count=body.count,
+        pay_amount=body.pay_amount,
+        currency=body.currency.upper() if body.currency else None,
+        licence_start=_utc(body.licence_start),
+        sublicense=body.sublicense,
+        exclusive=body.exclusive,
+        **extra,
+    )
+
+
+@router.post("/policies/evaluate", response_model=DecisionOut)
+def evaluate_policy(body: EvaluateIn) -> DecisionOut:
+    """Would this policy allow this request? Stateless: nothing is stored."""
+    decision = evaluate(parse_policy(body.policy), evaluation_request(body.request))
+    return DecisionOut(**decision.as_dict())
