@@ -301,6 +301,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
             "json": {"policy": SAMPLE_POLICY, "request": {"purpose": "academic_research"}}
         },
     ),
+    ("POST", "/api/v1/policies/render"): Rule(
+        EVERYONE, lambda w, c, t: {"json": {"policy": SAMPLE_POLICY, "modality": "audio"}}
+    ),
     ("GET", "/api/v1/assets/{asset_id}/policy"): Rule(
         ASSET_READERS, _listed_asset, tenant_scoped=True
     ),

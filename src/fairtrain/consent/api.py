@@ -16,6 +16,7 @@ from fairtrain.consent.evaluate import Request as EvaluationRequest
 from fairtrain.consent.evaluate import evaluate
 from fairtrain.consent.models import AssetPolicy
 from fairtrain.consent.odrl import parse_policy
+from fairtrain.consent.plain import explain, risk_notes
 from fairtrain.consent.templates import TEMPLATES
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import AuthenticationRequired, Forbidden, InvalidInput, NotFound
@@ -81,6 +82,8 @@ class PolicyOut(BaseModel):
     created_at: datetime
     superseded_at: datetime | None
     summary: CompiledOut
+    explanation: list[str]  # the terms in plain words, generated from the structure
+    risk_notes: list[str]  # what to know before agreeing, for this kind of data
     document: dict[str, Any]
 
 
@@ -127,7 +130,8 @@ def _top(keys: list[str]) -> list[str]:
     return [k for k in keys if purposes.PURPOSES[k].parent not in chosen]
 
 
-def policy_out(record: AssetPolicy) -> PolicyOut:
+def policy_out(record: AssetPolicy, modality: str | None) -> PolicyOut:
+    policy = service.policy_of(record)
     territories = record.territories.strip(",").split(",") if record.territories else None
     return PolicyOut(
         id=record.id,
@@ -148,6 +152,8 @@ def policy_out(record: AssetPolicy) -> PolicyOut:
             exclusive=record.exclusive,
             sublicensing=record.sublicensing,
         ),
+        explanation=explain(policy),
+        risk_notes=risk_notes(policy, modality),
         document=record.document,
     )
 
@@ -175,7 +181,7 @@ def read_policy(asset_id: str, principal: PrincipalDep, session: SessionDep) -> 
             "This asset has no terms yet; they are set when you approve it, or with PUT.",
             code="policy_not_found",
         )
-    return policy_out(record)
+    return policy_out(record, asset.modality)
 
 
 @router.put("/assets/{asset_id}/policy", response_model=PolicyOut)
@@ -194,7 +200,7 @@ def write_policy(
         price_minor=body.price_minor,
         currency=body.currency.upper() if body.currency else None,
     )
-    return policy_out(record)
+    return policy_out(record, asset.modality)
 
 
 @router.get("/assets/{asset_id}/policy/versions", response_model=list[PolicyOut])
@@ -202,7 +208,7 @@ def read_policy_versions(
     asset_id: str, principal: PrincipalDep, session: SessionDep
 ) -> list[PolicyOut]:
     asset = authorize_asset(principal, AssetAction.READ, session.get(Asset, asset_id))
-    return [policy_out(r) for r in service.policy_versions(session, asset.id)]
+    return [policy_out(r, asset.modality) for r in service.policy_versions(session, asset.id)]
 
 
 @router.put("/me/policy", response_model=list[PolicyOut])
@@ -236,7 +242,8 @@ def write_policies(
         price_minor=body.price_minor,
         currency=body.currency.upper() if body.currency else None,
     )
-    return [policy_out(r) for r in records]
+    modality = {a.id: a.modality for a in assets}
+    return [policy_out(r, modality[r.asset_id]) for r in records]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -266,6 +273,25 @@ def evaluation_request(body: RequestIn) -> EvaluationRequest:
         exclusive=body.exclusive,
         **extra,
     )
+
+
+class RenderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: dict[str, Any]
+    modality: str | None = Field(default=None, pattern=r"^(audio|image|video|chat|text|document)$")
+
+
+class RenderOut(BaseModel):
+    explanation: list[str]
+    risk_notes: list[str]
+
+
+@router.post("/policies/render", response_model=RenderOut)
+def render_policy(body: RenderIn) -> RenderOut:
+    """Any ODRL policy in plain words, with the risk notes for a kind of data."""
+    policy = parse_policy(body.policy)
+    return RenderOut(explanation=explain(policy), risk_notes=risk_notes(policy, body.modality))
 
 
 @router.post("/policies/evaluate", response_model=DecisionOut)

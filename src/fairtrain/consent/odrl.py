@@ -62,7 +62,8 @@ ACTIONS: dict[str, str | None] = {
     "aggregate": "use",
     "annotate": "use",
     "index": "use",
-    "grantUse": "use",  # sublicensing
+    # Sublicensing is never implied by "use": it must be granted by name.
+    "grantUse": None,
     "compensate": None,  # a duty's action
     "attribute": None,
     "delete": None,
@@ -439,7 +440,10 @@ def _right(left: str, value: Any, path: str) -> Any:
 
     value = _literal(value)
     if left == "purpose":
-        return purposes.resolve(str(value)).key
+        try:
+            return purposes.resolve(str(value)).key
+        except InvalidInput as exc:
+            raise PolicyError(path, exc.detail, code=exc.code) from None
     if left == "spatial":
         code = str(value).rsplit("/", 1)[-1].upper()
         if not (len(code) == 2 and code.isalpha()) and code not in ("EU", "EEA", "WORLD"):
