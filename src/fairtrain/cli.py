@@ -19,6 +19,7 @@ from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.audit.cli import app as audit_app
 from fairtrain.bootstrap import InsecureConfiguration, prepare_settings
 from fairtrain.config import Mode, Settings, get_settings, reset_settings_cache
+from fairtrain.consent.cli import app as consent_app
 from fairtrain.db import make_engine, make_session_factory, session_scope
 from fairtrain.errors import DomainError
 from fairtrain.vault.cli import app as vault_app
@@ -36,6 +37,7 @@ users_app = typer.Typer(help="Create accounts from the command line.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(consent_app, name="consent")
 app.add_typer(vault_app, name="vault")
 
 console = Console()

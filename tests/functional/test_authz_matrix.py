@@ -176,6 +176,13 @@ def _listed_asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return spec
 
 
+def _receipt(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    _listed_asset(world, caller, tenant)
+    owner = world.tenant(tenant).contributor
+    receipts = owner.request("GET", "/api/v1/me/receipts").json()
+    return {"path_params": {"receipt_id": receipts[0]["id"]}}
+
+
 SAMPLE_POLICY = {
     "@context": "http://www.w3.org/ns/odrl.jsonld",
     "uid": "https://example.org/policy/1",
@@ -301,6 +308,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
             "json": {"policy": SAMPLE_POLICY, "request": {"purpose": "academic_research"}}
         },
     ),
+    ("GET", "/api/v1/signing-key"): Rule(EVERYONE),
+    ("GET", "/api/v1/me/receipts"): Rule(PERSONS),
+    ("GET", "/api/v1/receipts/{receipt_id}"): Rule(CONTRIBUTOR, _receipt, tenant_scoped=True),
     ("POST", "/api/v1/policies/render"): Rule(
         EVERYONE, lambda w, c, t: {"json": {"policy": SAMPLE_POLICY, "modality": "audio"}}
     ),

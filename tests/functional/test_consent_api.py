@@ -229,3 +229,79 @@ def test_evaluation_names_the_deciding_rule(make_client: Any) -> None:
         json={"policy": document, "request": {"purpose": "mind_reading"}},
     )
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_purpose"
+
+
+def test_every_grant_and_change_gives_a_receipt_that_verifies_offline(
+    ada: Actor, make_client: Any, tmp_path: Any, db: Session
+) -> None:
+    from typer.testing import CliRunner
+
+    from fairtrain.cli import app as cli
+
+    asset_id = _asset(ada)
+    assert ada.client.post(f"/api/v1/assets/{asset_id}/approve", headers=ada.headers()).is_success
+    assert _put(ada, asset_id, {"template": "research_only"}).status_code == 200
+    receipts = ada.client.get("/api/v1/me/receipts").json()
+    assert [(r["event"], r["status"]) for r in receipts] == [
+        ("change", "ConsentGiven"),
+        ("grant", "ConsentGiven"),
+    ]
+    download = ada.client.get(f"/api/v1/receipts/{receipts[0]['id']}")
+    assert download.status_code == 200
+    assert download.json()["receipt"]["policy"]["version"] == 2
+    key = ada.client.get("/api/v1/signing-key")
+    assert key.text.startswith("-----BEGIN PUBLIC KEY-----")
+    (tmp_path / "key.pem").write_text(key.text)
+    (tmp_path / "r.json").write_bytes(download.content)
+    runner = CliRunner()
+    ok = runner.invoke(
+        cli, ["consent", "verify-receipt", str(tmp_path / "r.json"), "--public-key",
+              str(tmp_path / "key.pem")],
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "OK: receipt" in ok.output and "ConsentGiven" in ok.output
+    forged = download.json()
+    forged["receipt"]["dpv:hasPurpose"] = ["https://w3id.org/dpv#Purpose"]
+    (tmp_path / "forged.json").write_text(__import__("json").dumps(forged))
+    bad = runner.invoke(
+        cli, ["consent", "verify-receipt", str(tmp_path / "forged.json"), "--public-key",
+              str(tmp_path / "key.pem")],
+    )  # fmt: skip
+    assert bad.exit_code == 1 and "INVALID" in bad.output
+    other = sign_up_contributor(make_client(), name="Not Yours")
+    assert other.client.get(f"/api/v1/receipts/{receipts[0]['id']}").status_code == 404
+    assert verify_stored_chain(db) == (True, None, None)
+
+
+def test_the_cli_evaluates_and_explains_a_policy_file(tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairtrain.cli import app as cli
+
+    document = _policy(
+        {"kind": "permission", "action": "use", "constraint": [_purpose("ftp:ModelTraining")],
+         "duty": [_pay("1.00")]},
+        {"kind": "prohibition", "action": "use", "constraint": [_purpose("ftp:VoiceCloning")]},
+    )  # fmt: skip
+    path = tmp_path / "policy.jsonld"
+    path.write_text(json.dumps(document))
+    runner = CliRunner()
+    permit = runner.invoke(
+        cli, ["consent", "evaluate", str(path), "--purpose", "speech_recognition",
+              "--price", "1.00", "--currency", "EUR"],
+    )  # fmt: skip
+    assert permit.exit_code == 0 and "PERMIT" in permit.output, permit.output
+    deny = runner.invoke(cli, ["consent", "evaluate", str(path), "--purpose", "voice_cloning"])
+    assert deny.exit_code == 1 and "prohibition[0]" in deny.output, deny.output
+    unknown = runner.invoke(cli, ["consent", "evaluate", str(path), "--purpose", "telepathy"])
+    assert unknown.exit_code == 2 and "unknown_purpose" in unknown.output
+    explained = runner.invoke(cli, ["consent", "explain", str(path), "--modality", "audio"])
+    assert explained.exit_code == 0
+    assert "Buyers may use it to train AI models." in explained.output
+    assert "copy a voice" in explained.output
+    (tmp_path / "bad.jsonld").write_text("{not json")
+    broken = runner.invoke(cli, ["consent", "evaluate", str(tmp_path / "bad.jsonld"),
+                                 "--purpose", "any"])  # fmt: skip
+    assert broken.exit_code == 2 and "invalid_jsonld" in broken.output

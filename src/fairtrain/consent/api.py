@@ -8,15 +8,18 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from fairtrain.audit.keys import key_id, platform_signing_key, public_key_pem
 from fairtrain.consent import purposes, service
 from fairtrain.consent.evaluate import Request as EvaluationRequest
 from fairtrain.consent.evaluate import evaluate
-from fairtrain.consent.models import AssetPolicy
+from fairtrain.consent.models import AssetPolicy, ConsentReceiptRecord
 from fairtrain.consent.odrl import parse_policy
 from fairtrain.consent.plain import explain, risk_notes
+from fairtrain.consent.receipts import receipt_file
 from fairtrain.consent.templates import TEMPLATES
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import AuthenticationRequired, Forbidden, InvalidInput, NotFound
@@ -285,6 +288,63 @@ class RenderIn(BaseModel):
 class RenderOut(BaseModel):
     explanation: list[str]
     risk_notes: list[str]
+
+
+class ReceiptOut(BaseModel):
+    id: str
+    asset_id: str | None
+    policy_id: str | None
+    status: str
+    event: str
+    sha256: str
+    issued_at: datetime
+
+
+@router.get("/me/receipts", response_model=list[ReceiptOut])
+def my_receipts(principal: PrincipalDep, session: SessionDep) -> list[ReceiptOut]:
+    """Your consent receipts, newest first."""
+    if not principal.is_authenticated or principal.user_id is None:
+        raise AuthenticationRequired("Log in first.")
+    return [
+        ReceiptOut(
+            id=r.id,
+            asset_id=r.asset_id,
+            policy_id=r.policy_id,
+            status=r.status,
+            event=r.event,
+            sha256=r.sha256,
+            issued_at=r.issued_at,
+        )
+        for r in service.receipts_of(session, principal.user_id)
+    ]
+
+
+@router.get("/receipts/{receipt_id}")
+def download_receipt(
+    receipt_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+) -> JSONResponse:
+    """The receipt file: the readable receipt, its JWS, and the signing key's id.
+    Check it offline with `fairtrain consent verify-receipt FILE --public-key KEY`."""
+    if not principal.is_authenticated or principal.user_id is None:
+        raise AuthenticationRequired("Log in first.")
+    record = session.get(ConsentReceiptRecord, receipt_id)
+    if record is None or record.owner_id != principal.user_id:
+        raise NotFound("No such receipt.", code="receipt_not_found")
+    key = platform_signing_key(request.app.state.settings)
+    body = receipt_file(record.receipt, record.jws, key_id(key.public_key()))
+    return JSONResponse(
+        body,
+        headers={"Content-Disposition": f'attachment; filename="{record.id}.json"'},
+    )
+
+
+@router.get("/signing-key", response_class=PlainTextResponse)
+def signing_key(request: Request) -> PlainTextResponse:
+    """The platform's public key (PEM): verifies receipts and audit checkpoints offline."""
+    key = platform_signing_key(request.app.state.settings)
+    return PlainTextResponse(
+        public_key_pem(key.public_key()).decode(), media_type="application/x-pem-file"
+    )
 
 
 @router.post("/policies/render", response_model=RenderOut)

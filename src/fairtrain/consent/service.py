@@ -11,18 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fairtrain.accounts.models import User
 from fairtrain.audit.chain import canonical_json
+from fairtrain.audit.keys import platform_signing_key
 from fairtrain.audit.service import append_event
 from fairtrain.config import Settings
 from fairtrain.consent import purposes
 from fairtrain.consent.compile import compile_policy
-from fairtrain.consent.models import AssetPolicy
+from fairtrain.consent.models import AssetPolicy, ConsentReceiptRecord
 from fairtrain.consent.odrl import (
     Constraint,
     LogicalConstraint,
@@ -32,6 +34,7 @@ from fairtrain.consent.odrl import (
     serialise_policy,
 )
 from fairtrain.consent.odrl import parse_policy as parse_odrl
+from fairtrain.consent.receipts import ConsentStatus, build_receipt, receipt_sha256, sign_receipt
 from fairtrain.consent.templates import DEFAULT_TEMPLATE, build_template
 from fairtrain.errors import Conflict, InvalidInput
 from fairtrain.ids import new_id, utcnow
@@ -43,10 +46,12 @@ __all__ = [
     "asset_iri",
     "current_policy",
     "ensure_policy",
+    "issue_receipt",
     "minor_units",
     "policy_iri",
     "policy_of",
     "policy_versions",
+    "receipts_of",
     "set_policies",
     "set_policy",
     "validate_for_write",
@@ -254,7 +259,91 @@ def set_policy(
             "supersedes": previous.id if previous else None,
         },
     )
+    issue_receipt(
+        session,
+        settings,
+        record,
+        policy,
+        status=ConsentStatus.GIVEN,
+        event="change" if previous else "grant",
+        actor=actor,
+    )
     return record
+
+
+def _top_purposes(mask: int) -> list[str]:
+    keys = {p.key for p in purposes.PURPOSES.values() if mask >> p.bit & 1}
+    return [
+        purposes.PURPOSES[k].iri for k in sorted(keys) if purposes.PURPOSES[k].parent not in keys
+    ]
+
+
+def issue_receipt(
+    session: Session,
+    settings: Settings,
+    record: AssetPolicy,
+    policy: Policy,
+    *,
+    status: ConsentStatus,
+    event: str,
+    actor: str,
+) -> ConsentReceiptRecord:
+    """Sign a consent receipt for this policy version; its hash goes to the audit log."""
+    owner = session.get(User, record.owner_id)
+    assert owner is not None
+    key = platform_signing_key(settings)
+    now = utcnow()
+    term = record.term_days
+    receipt = build_receipt(
+        subject_id=f"user:{owner.id}",
+        subject_jurisdiction=owner.jurisdiction,
+        controller={"name": "fairtrain", "url": settings.base_url},
+        asset_ids=[record.asset_id],
+        policy_uid=policy.uid,
+        policy_version=record.version,
+        policy_sha256=record.sha256,
+        purposes=_top_purposes(record.permit_mask),
+        prohibited=_top_purposes(record.ban_mask),
+        status=status,
+        event=event,
+        issued_at=now,
+        expires_at=record.not_after or (now + timedelta(days=term) if term else None),
+    )
+    jws = sign_receipt(receipt, key)
+    stored = ConsentReceiptRecord(
+        id=str(receipt["id"]),
+        owner_id=owner.id,
+        asset_id=record.asset_id,
+        policy_id=record.id,
+        status=status.value,
+        event=event,
+        receipt=receipt,
+        jws=jws,
+        sha256=receipt_sha256(jws),
+        issued_at=now,
+    )
+    session.add(stored)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="consent.receipt_issued",
+        subject=f"receipt:{stored.id}",
+        payload={"sha256": stored.sha256, "status": status.value, "event": event,
+                 "asset": record.asset_id, "policy": record.id},
+    )  # fmt: skip
+    return stored
+
+
+def receipts_of(session: Session, owner_id: str, limit: int = 200) -> list[ConsentReceiptRecord]:
+    return list(
+        session.scalars(
+            select(ConsentReceiptRecord)
+            .where(ConsentReceiptRecord.owner_id == owner_id)
+            .order_by(ConsentReceiptRecord.issued_at.desc(), ConsentReceiptRecord.id)
+            .limit(limit)
+        )
+    )
 
 
 def _retarget(rule: Rule, target: str, old: str | None) -> Rule:

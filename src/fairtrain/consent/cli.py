@@ -1,0 +1,138 @@
+"""``fairtrain consent …``: evaluate a policy, explain it, verify a receipt offline.
+
+All three read nothing but their arguments (no database, no settings): a contributor,
+a buyer or an auditor can run them anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fairtrain.consent import purposes
+from fairtrain.consent.evaluate import Request, evaluate
+from fairtrain.consent.odrl import Policy, parse_policy
+from fairtrain.consent.plain import explain, risk_notes
+from fairtrain.consent.receipts import verify_receipt_file
+from fairtrain.errors import DomainError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Licence terms: evaluate an ODRL policy, explain it in plain words, verify a "
+    "consent receipt offline.",
+    no_args_is_help=True,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
+
+
+def _load(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        err_console.print(f"[red]Cannot read {path}: {error}[/red]")
+        raise typer.Exit(code=2) from error
+    try:
+        return parse_policy(text)
+    except DomainError as error:
+        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+
+
+@app.command("evaluate")
+def evaluate_command(
+    policy_file: Annotated[Path, typer.Argument(metavar="POLICY.jsonld")],
+    purpose: Annotated[str, typer.Option(help="Purpose key or IRI, e.g. speech_recognition.")],
+    territory: Annotated[str | None, typer.Option(help="ISO 3166 country, e.g. DE.")] = None,
+    action: Annotated[str, typer.Option(help="ODRL action.")] = "use",
+    price: Annotated[str | None, typer.Option(help="Offered price per licence, e.g. 0.50.")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 currency of --price.")] = None,
+    at: Annotated[str | None, typer.Option(help="When (ISO 8601, UTC); default now.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="The buyer's IRI.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the decision and the rule that made it. Exit 0 permit, 1 deny/not applicable."""
+    policy = _load(policy_file)
+    try:
+        key = purposes.resolve(purpose).key
+        offered = Decimal(price) if price is not None else None
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
+    except DomainError as error:
+        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    except (InvalidOperation, ValueError) as error:
+        err_console.print(f"[red]Bad option: {error}[/red]")
+        raise typer.Exit(code=2) from error
+    decision = evaluate(
+        policy,
+        Request(
+            action=action,
+            purpose=key,
+            territory=territory.upper() if territory else None,
+            at=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
+            assignee=assignee,
+            pay_amount=offered,
+            currency=currency.upper() if currency else None,
+        ),
+    )
+    if as_json:
+        console.print_json(json.dumps(decision.as_dict()))
+    else:
+        colour = "green" if decision.permitted else "red"
+        console.print(f"[{colour}]{decision.outcome.upper()}[/{colour}] {decision.reason}")
+        for duty in decision.duties:
+            console.print(f"  duty: {duty}")
+    raise typer.Exit(code=0 if decision.permitted else 1)
+
+
+@app.command("explain")
+def explain_command(
+    policy_file: Annotated[Path, typer.Argument(metavar="POLICY.jsonld")],
+    modality: Annotated[
+        str | None, typer.Option(help="audio, image, video, chat, text or document.")
+    ] = None,
+) -> None:
+    """The policy in plain words, and the risk notes for a kind of data."""
+    policy = _load(policy_file)
+    for sentence in explain(policy):
+        console.print(f"- {sentence}")
+    notes = risk_notes(policy, modality)
+    if notes:
+        console.print("\nBefore you agree:")
+        for note in notes:
+            console.print(f"! {note}")
+
+
+@app.command("verify-receipt")
+def verify_receipt_command(
+    receipt: Annotated[Path, typer.Argument(metavar="RECEIPT.json")],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The platform's public key (PEM).")
+    ],
+) -> None:
+    """Check a downloaded consent receipt offline: signature, key, and content."""
+    try:
+        pem = public_key.read_bytes()
+    except OSError as error:
+        err_console.print(f"[red]Cannot read {public_key}: {error}[/red]")
+        raise typer.Exit(code=2) from error
+    try:
+        signed = verify_receipt_file(receipt, pem)
+    except DomainError as error:
+        err_console.print(f"[red]INVALID:[/red] {error.detail}")
+        raise typer.Exit(code=1) from error
+    status = str(signed.get("dpv:hasConsentStatus", "")).rsplit("#", 1)[-1]
+    assets = signed.get("assets") or []
+    console.print(
+        f"OK: receipt {signed.get('id')} ({status}, {signed.get('event')}) for "
+        f"{len(assets)} asset(s), policy version {signed.get('policy', {}).get('version')}"
+    )
