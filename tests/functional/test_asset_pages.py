@@ -83,3 +83,33 @@ def test_an_image_preview_points_at_the_redacted_version_only(make_client: Any) 
     assert "version=original" not in page
     other = sign_up_contributor(make_client(), name="Not Owner")
     assert other.client.get(f"/assets/{asset_id}").status_code == 404
+
+
+def test_terms_are_chosen_and_explained_on_the_page(make_client: Any) -> None:
+    ada = sign_up_contributor(make_client(), name="Ada Terms Page")
+    asset_id = _upload(ada, png_bytes(size=(200, 150), seed=3), "p.png")
+    page = ada.client.get(f"/assets/{asset_id}").text
+    assert "No terms yet" in page and "protective default" in page
+    saved = ada.client.post(
+        f"/assets/{asset_id}/terms",
+        data={"template": "open_attribution", "price": "0", "currency": "EUR",
+              "csrf_token": _csrf(page)},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert saved.status_code == 303, saved.text
+    page = ada.client.get(f"/assets/{asset_id}").text
+    assert "Version 1" in page
+    assert "Buyers may use it for any purpose." in page
+    assert "They must name you as the source." in page
+    assert "A photo of your face can be used to find you in other photos." in page
+    bad = ada.client.post(
+        f"/assets/{asset_id}/terms",
+        data={"template": "default", "price": "lots", "csrf_token": _csrf(page)},
+    )
+    assert bad.status_code == 422 and "must be a number" in bad.text
+    below = ada.client.post(
+        f"/assets/{asset_id}/terms",
+        data={"template": "default", "price": "0.001", "csrf_token": _csrf(page)},
+    )
+    assert below.status_code == 422
+    assert ada.client.get(f"/api/v1/assets/{asset_id}/policy").json()["version"] == 1

@@ -368,6 +368,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
         lambda w, c, t: {**_asset(w, c, t), "data": {"csrf_token": c.csrf or ""}},
         tenant_scoped=True,
     ),
+    ("POST", "/assets/{asset_id}/terms"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            **_asset(w, c, t),
+            "data": {"template": "research_only", "price": "2.50", "csrf_token": c.csrf or ""},
+        },
+        tenant_scoped=True,
+    ),
     ("POST", "/assets/{asset_id}/erase"): Rule(
         CONTRIBUTOR,
         lambda w, c, t: {**_asset(w, c, t), "data": {"csrf_token": c.csrf or ""}},

@@ -319,7 +319,10 @@ def my_receipts(principal: PrincipalDep, session: SessionDep) -> list[ReceiptOut
     ]
 
 
-@router.get("/receipts/{receipt_id}")
+@router.get(
+    "/receipts/{receipt_id}",
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
 def download_receipt(
     receipt_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> JSONResponse:
@@ -338,7 +341,11 @@ def download_receipt(
     )
 
 
-@router.get("/signing-key", response_class=PlainTextResponse)
+@router.get(
+    "/signing-key",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}},
+)
 def signing_key(request: Request) -> PlainTextResponse:
     """The platform's public key (PEM): verifies receipts and audit checkpoints offline."""
     key = platform_signing_key(request.app.state.settings)

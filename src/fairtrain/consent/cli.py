@@ -1,7 +1,9 @@
 """``fairtrain consent …``: evaluate a policy, explain it, verify a receipt offline.
 
-All three read nothing but their arguments (no database, no settings): a contributor,
-a buyer or an auditor can run them anywhere.
+``evaluate``, ``explain`` and ``verify-receipt`` read nothing but their arguments (no
+database, no settings): a contributor, a buyer or an auditor can run them anywhere.
+``public-key`` reads the platform's signing key from the settings and prints its public
+half, the PEM those offline checks need.
 """
 
 from __future__ import annotations
@@ -10,23 +12,31 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+from fairtrain.audit.keys import (
+    SigningKeyUnavailable,
+    key_id,
+    load_public_key_pem,
+    platform_signing_key,
+    public_key_pem,
+)
+from fairtrain.config import get_settings
 from fairtrain.consent import purposes
 from fairtrain.consent.evaluate import Request, evaluate
 from fairtrain.consent.odrl import Policy, parse_policy
 from fairtrain.consent.plain import explain, risk_notes
-from fairtrain.consent.receipts import verify_receipt_file
+from fairtrain.consent.receipts import DPV, ReceiptInvalid, verify_receipt_file
 from fairtrain.errors import DomainError
 
 __all__ = ["app"]
 
 app = typer.Typer(
     help="Licence terms: evaluate an ODRL policy, explain it in plain words, verify a "
-    "consent receipt offline.",
+    "consent receipt offline, print the platform's public key.",
     no_args_is_help=True,
 )
 console = Console()
@@ -114,25 +124,81 @@ def explain_command(
 
 @app.command("verify-receipt")
 def verify_receipt_command(
-    receipt: Annotated[Path, typer.Argument(metavar="RECEIPT.json")],
-    public_key: Annotated[
-        Path, typer.Option("--public-key", help="The platform's public key (PEM).")
+    receipt: Annotated[
+        Path,
+        typer.Argument(metavar="RECEIPT.json", help="A receipt file downloaded from fairtrain."),
     ],
+    public_key: Annotated[
+        Path,
+        typer.Option(
+            "--public-key",
+            metavar="KEY.pem",
+            help="The platform's public key (PEM), e.g. from `fairtrain consent public-key` "
+            "or GET /api/v1/signing-key.",
+        ),
+    ],
+    as_json: JsonOption = False,
 ) -> None:
-    """Check a downloaded consent receipt offline: signature, key, and content."""
+    """Check a consent receipt offline: signature, key, and that the file shows what was signed.
+
+    Exit 0 when it verifies, 1 with the reason when it does not, 2 when the file or the
+    key cannot be read.
+    """
     try:
         pem = public_key.read_bytes()
     except OSError as error:
-        err_console.print(f"[red]Cannot read {public_key}: {error}[/red]")
-        raise typer.Exit(code=2) from error
+        _fail(as_json, "public_key_unreadable", f"Cannot read {public_key}: {error.strerror}.", 2)
     try:
         signed = verify_receipt_file(receipt, pem)
-    except DomainError as error:
-        err_console.print(f"[red]INVALID:[/red] {error.detail}")
-        raise typer.Exit(code=1) from error
-    status = str(signed.get("dpv:hasConsentStatus", "")).rsplit("#", 1)[-1]
-    assets = signed.get("assets") or []
-    console.print(
-        f"OK: receipt {signed.get('id')} ({status}, {signed.get('event')}) for "
-        f"{len(assets)} asset(s), policy version {signed.get('policy', {}).get('version')}"
+    except ReceiptInvalid as error:
+        unusable = error.code in ("receipt_unreadable", "public_key_invalid")
+        _fail(as_json, error.code, error.detail, 2 if unusable else 1)
+    status = str(signed.get("dpv:hasConsentStatus", "")).removeprefix(DPV)
+    assets = signed.get("assets")
+    count = len(assets) if isinstance(assets, list) else 0
+    kid = key_id(load_public_key_pem(pem))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "receipt_id": signed.get("id"),
+                    "status": status,
+                    "event": signed.get("event"),
+                    "assets": count,
+                    "key_id": kid,
+                }
+            )
+        )
+        return
+    # Plain echo, not Rich: the line must not wrap or be read as markup by scripts.
+    typer.echo(
+        f"OK: receipt {signed.get('id')} ({status}) for {count} asset(s), signed by key {kid}"
     )
+
+
+def _fail(as_json: bool, code: str, reason: str, exit_code: int) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "code": code, "reason": reason}))
+    else:
+        typer.echo(f"INVALID: {reason}" if exit_code == 1 else f"ERROR: {reason}", err=True)
+    raise typer.Exit(code=exit_code)
+
+
+@app.command("public-key")
+def public_key_command(as_json: JsonOption = False) -> None:
+    """Print the platform's public key (PEM) that verifies receipts and audit checkpoints.
+
+    Reads the signing key named by the settings (FAIRTRAIN_SIGNING_KEY_PATH); in demo/dev
+    mode one is created if missing, as the server would. Save the output as KEY.pem.
+    """
+    try:
+        key = platform_signing_key(get_settings()).public_key()
+    except SigningKeyUnavailable as error:
+        typer.echo(f"ERROR: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    pem = public_key_pem(key).decode("ascii")
+    if as_json:
+        typer.echo(json.dumps({"key_id": key_id(key), "public_key_pem": pem}))
+    else:
+        typer.echo(pem, nl=False)

@@ -229,18 +229,51 @@ def _describe(condition: Condition) -> str:
     return f"{condition.left} {condition.operator} {values}{unit}"
 
 
-def _addresses(rule: Rule, request: Request, action: str) -> str | None:
-    """None when the rule is about this request's action, target and party; else why not."""
+def _addresses(
+    rule: Rule,
+    request: Request,
+    action: str,
+    part_of: dict[str, frozenset[str]] | None = None,
+) -> str | None:
+    """None when the rule is about this request's action, target and party; else why not.
+
+    ``part_of`` names the collections (ODRL AssetCollection, PartyCollection) each asset
+    or party belongs to, so a rule for a collection is about its members too.
+    """
+    memberships = part_of or {}
     if not any(action_covers(a, action) for a in rule.actions):
         return f"it is about {', '.join(rule.actions)}, not {action}"
-    if rule.target and request.target and rule.target != request.target:
+    if (
+        rule.target
+        and request.target
+        and rule.target != request.target
+        and rule.target not in memberships.get(request.target, frozenset())
+    ):
         return "it is about another asset"
-    if rule.assignee and rule.assignee != request.assignee:
-        return "it is for another party"
+    if rule.assignee:
+        if request.assignee is None:
+            # Unknown never unlocks anything: a prohibition for a named party holds for a
+            # request that does not say who asks; a permission for one does not.
+            if rule.kind != "prohibition":
+                return "it is for a named party and the request does not say who asks"
+        elif rule.assignee != request.assignee and rule.assignee not in memberships.get(
+            request.assignee, frozenset()
+        ):
+            return "it is for another party"
     return None
 
 
-def _first_failure(rule: Rule, request: Request, prohibiting: bool) -> str | None:
+def _first_failure(
+    rule: Rule,
+    request: Request,
+    prohibiting: bool,
+    violated: frozenset[str] = frozenset(),
+) -> str | None:
+    """None when the rule's constraints hold and its duties can be met; else the first miss.
+
+    ``violated`` holds the uids of duties known to be violated (ODRL: a permission with a
+    violated duty is not active; a duty not yet performed does not stop it).
+    """
     for condition in rule.constraints:
         outcome = _holds(condition, request, prohibiting)
         if outcome is False or (outcome is None and not prohibiting):
@@ -248,6 +281,8 @@ def _first_failure(rule: Rule, request: Request, prohibiting: bool) -> str | Non
             return f"the condition {_describe(condition)} is not met{missing}"
     if not prohibiting:
         for duty in rule.duties:
+            if duty.uid in violated:
+                return f"the duty to {', '.join(duty.actions)} has been violated"
             for condition in duty.constraints:
                 outcome = _holds(condition, request, False)
                 if outcome is not True:
@@ -265,13 +300,24 @@ def _duty_words(rule: Rule) -> tuple[str, ...]:
     return tuple(words)
 
 
-def rule_reports(policy: Policy, request: Request) -> list[RuleReport]:
-    """Every rule with whether it is active for the request (prohibitions included)."""
+def rule_reports(
+    policy: Policy,
+    request: Request,
+    *,
+    part_of: dict[str, frozenset[str]] | None = None,
+    violated_duties: frozenset[str] = frozenset(),
+) -> list[RuleReport]:
+    """Every rule with whether it is active for the request (prohibitions included).
+
+    The state of the world beyond the request can be given: ``part_of`` maps an asset or
+    party IRI to the collections it belongs to, ``violated_duties`` names duties known
+    to be violated.
+    """
     reports = []
     for rule in policy.rules:
         prohibiting = rule.kind == "prohibition"
-        why_not = _addresses(rule, request, request.action) or _first_failure(
-            rule, request, prohibiting
+        why_not = _addresses(rule, request, request.action, part_of) or _first_failure(
+            rule, request, prohibiting, violated_duties
         )
         reports.append(RuleReport(rule.uid, rule.kind, why_not is None, why_not))
     return reports
@@ -299,7 +345,7 @@ def _decide_action(policy: Policy, request: Request, action: str) -> Decision:
                 PERMIT,
                 f"Permitted by {rule.path}: {action} "
                 + (
-                    f"for {purposes.PURPOSES[request.purpose].label.lower()} "
+                    f"for {_lower(purposes.PURPOSES[request.purpose].label)} "
                     if request.purpose
                     else ""
                 )
@@ -329,15 +375,20 @@ def _prohibited_sentence(rule: Rule, request: Request) -> str:
         banned = {v for c in purpose_constraints for v in c.values}
         covering = [b for b in banned if request.purpose in purposes.descendants(b)]
         if covering:
-            names = _and(purposes.PURPOSES[b].label.lower() for b in sorted(covering))
+            names = _and(_lower(purposes.PURPOSES[b].label) for b in sorted(covering))
             return f"Denied by {rule.path}: the owner prohibits {names}."
         inside = sorted(b for b in banned if b in purposes.descendants(request.purpose))
-        names = _and(purposes.PURPOSES[b].label.lower() for b in inside)
+        names = _and(_lower(purposes.PURPOSES[b].label) for b in inside)
         return (
-            f"Denied by {rule.path}: {asked.label.lower()} would include {names}, which the "
+            f"Denied by {rule.path}: {_lower(asked.label)} would include {names}, which the "
             "owner prohibits; declare a narrower purpose."
         )
     return f"Denied by {rule.path}: the owner prohibits {', '.join(rule.actions)} here."
+
+
+def _lower(label: str) -> str:
+    """Lower-case a label for mid-sentence use, keeping acronyms ("AI model training")."""
+    return label if label[:2].isupper() else label[:1].lower() + label[1:]
 
 
 def _and(words: Iterable[str]) -> str:

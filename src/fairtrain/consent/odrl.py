@@ -225,13 +225,37 @@ def _normalise(document: Any) -> dict[str, Any]:
         ) from None
     compacted.pop("@context", None)
     if "@graph" in compacted:
-        nodes = [n for n in compacted["@graph"] if _is_policy(n)]
+        graph = [n for n in compacted["@graph"] if isinstance(n, dict)]
+        nodes = [n for n in graph if _is_policy(n)]
         if len(nodes) != 1:
             raise PolicyError(
                 "", "the document must hold exactly one policy", code="invalid_jsonld"
             )
-        return dict(nodes[0])
+        # A flattened document: rules, constraints and duties are nodes of their own,
+        # named by id from the policy; inline them so the walk sees one tree.
+        by_id = {n["uid"]: n for n in graph if isinstance(n.get("uid"), str)}
+        policy = nodes[0]
+        return dict(_inline(policy, by_id, frozenset({policy.get("uid")}), node=True))
     return compacted
+
+
+def _inline(value: Any, by_id: dict[str, Any], inside: frozenset[Any], node: bool = False) -> Any:
+    """``value`` with every reference to a node of ``by_id`` replaced by that node.
+
+    ``inside`` holds the ids being inlined, so a cycle stays a reference; ``node`` says
+    ``value`` is a node itself rather than a reference to one.
+    """
+    if isinstance(value, list):
+        return [_inline(v, by_id, inside) for v in value]
+    reference = value.get("uid") if isinstance(value, dict) and set(value) == {"uid"} else value
+    if not node and isinstance(reference, str) and reference in by_id and reference not in inside:
+        return _inline(by_id[reference], by_id, inside | {reference}, node=True)
+    if not isinstance(value, dict):
+        return value
+    out = {k: v if k in ("uid", "type") else _inline(v, by_id, inside) for k, v in value.items()}
+    if str(out.get("uid", "")).startswith("_:"):
+        del out["uid"]  # a blank node's label is no name: the rule gets a path-based uid
+    return out
 
 
 def _is_policy(node: Any) -> bool:
@@ -259,7 +283,15 @@ def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
 
 
 def parse_turtle_policy(text: str, policy_iri: str | None = None) -> Policy:
-    """A policy from Turtle (e.g. the ODRL test suite), through rdflib and JSON-LD."""
+    """A policy from Turtle (e.g. the ODRL test suite), through rdflib and JSON-LD.
+
+    Turtle writes a policy's rules, constraints and duties as nodes of their own; they
+    are inlined into the policy node (a JSON-LD tree, as if framed), so the same walk as
+    for JSON-LD reads them and errors name the same paths. A logical constraint's
+    operands may be an RDF list or repeated objects (``odrl:and <a>, <b>``): both are read
+    as a list. A rule without an action is about every action, as in the ODRL test suite;
+    the broadest action the platform knows is ``use``.
+    """
     from rdflib import Graph, URIRef
     from rdflib.namespace import RDF
 
@@ -268,22 +300,68 @@ def parse_turtle_policy(text: str, policy_iri: str | None = None) -> Policy:
         graph.parse(data=text, format="turtle")
     except Exception as exc:  # rdflib raises many types for bad syntax
         raise PolicyError("", f"this is not valid Turtle ({exc})", code="invalid_turtle") from None
-    odrl = URIRef(ODRL + "Policy")
     kinds = {URIRef(ODRL + k) for k in ("Policy", "Set", "Offer", "Agreement")}
-    candidates = sorted(
-        {str(s) for k in kinds for s in graph.subjects(RDF.type, k)}
-        | {str(s) for s in graph.subjects(RDF.type, odrl)}
-    )
+    candidates = sorted({str(s) for k in kinds for s in graph.subjects(RDF.type, k)})
     if policy_iri is None:
         if len(candidates) != 1:
             raise PolicyError("", "the graph must hold exactly one policy", code="invalid_turtle")
         policy_iri = candidates[0]
-    expanded = json.loads(graph.serialize(format="json-ld"))
-    framed = _normalise(expanded if isinstance(expanded, list) else [expanded])
-    if framed.get("uid") == policy_iri:
-        return _policy(framed)
-    # Several nodes: compact gave a @graph; find the policy and inline its rules.
-    raise PolicyError("", f"policy {policy_iri} not found", code="invalid_turtle")
+    elif policy_iri not in candidates:
+        raise PolicyError("", f"policy {policy_iri} not found", code="invalid_turtle")
+    tree = _turtle_node(graph, URIRef(policy_iri), frozenset())
+    node = _normalise(tree)
+    if node.get("uid") != policy_iri:  # pragma: no cover - one tree in, one node out
+        raise PolicyError("", f"policy {policy_iri} not found", code="invalid_turtle")
+    return _policy(node)
+
+
+_RULE_IRIS = frozenset(ODRL + k for k in ("permission", "prohibition", "obligation"))
+_LOGICAL_IRIS = frozenset(ODRL + k for k in LOGICAL)
+
+
+def _turtle_node(graph: Any, node: Any, inside: frozenset[Any]) -> dict[str, Any]:
+    """One node of an rdflib graph as expanded JSON-LD, with the nodes it names inlined."""
+    from rdflib import URIRef
+    from rdflib.namespace import RDF
+
+    out: dict[str, Any] = {"@id": str(node)} if isinstance(node, URIRef) else {}
+    if node in inside:  # a cycle: refer to the node instead of inlining it again
+        return out
+    inside = inside | {node}
+    objects: dict[str, list[Any]] = {}
+    for predicate, value in graph.predicate_objects(node):
+        if predicate == RDF.type:
+            out.setdefault("@type", []).append(str(value))
+        elif str(predicate) != ODRL + "uid":  # the node's own IRI already says it
+            objects.setdefault(str(predicate), []).append(value)
+    for predicate, values in objects.items():
+        items = [_turtle_value(graph, v, inside) for v in sorted(values, key=str)]
+        if predicate in _LOGICAL_IRIS and not (len(items) == 1 and "@list" in items[0]):
+            items = [{"@list": items}]
+        if predicate in _RULE_IRIS:
+            for rule in items:
+                rule.setdefault(ODRL + "action", [{"@id": ODRL + "use"}])
+        out[predicate] = items
+    return out
+
+
+def _turtle_value(graph: Any, value: Any, inside: frozenset[Any]) -> dict[str, Any]:
+    from rdflib import Literal
+    from rdflib.collection import Collection
+    from rdflib.namespace import RDF, XSD
+
+    if isinstance(value, Literal):
+        if value.datatype == XSD.boolean:
+            return {"@value": bool(value.toPython()), "@type": str(XSD.boolean)}
+        literal: dict[str, Any] = {"@value": str(value)}
+        if value.datatype is not None:
+            literal["@type"] = str(value.datatype)
+        elif value.language:
+            literal["@language"] = value.language
+        return literal
+    if value == RDF.nil or graph.value(value, RDF.first) is not None:
+        return {"@list": [_turtle_value(graph, v, inside) for v in Collection(graph, value)]}
+    return _turtle_node(graph, value, inside)
 
 
 def _list(node: dict[str, Any], key: str) -> list[Any]:

@@ -8,6 +8,7 @@ connection. Either way the bytes go through ``ingest.service.receive_upload``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -16,9 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
+from fairtrain.consent import service as consent_service
+from fairtrain.consent.plain import explain, risk_notes
 from fairtrain.consent.service import ensure_policy
+from fairtrain.consent.templates import TEMPLATES
 from fairtrain.deps import PrincipalDep, SessionDep
-from fairtrain.errors import DomainError
+from fairtrain.errors import DomainError, InvalidInput
 from fairtrain.ingest import process, service
 from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
@@ -152,6 +156,8 @@ def _asset_page(
         if owner and asset.modality == "text":
             original = _text_of(request, session, asset.blob_id) or ""
             original_marked = _marked(original, list(report.get("spans", [])))
+    terms = consent_service.current_policy(session, asset.id)
+    terms_policy = consent_service.policy_of(terms) if terms else None
     return render(
         request,
         "asset.html",
@@ -164,6 +170,10 @@ def _asset_page(
         redacted_text=redacted_text,
         original_marked=original_marked,
         error=error,
+        terms=terms,
+        explanation=explain(terms_policy) if terms_policy else [],
+        risks=risk_notes(terms_policy, asset.modality) if terms_policy else [],
+        templates=TEMPLATES.values(),
     )
 
 
@@ -239,6 +249,41 @@ def identify_submit(
             audio_channel=audio_channel,
         ),
     )
+
+
+@router.post("/assets/{asset_id}/terms", response_class=HTMLResponse)
+def terms_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    template: Annotated[str, Form(max_length=40)] = "default",
+    price: Annotated[str, Form(max_length=20)] = "1.00",
+    currency: Annotated[str, Form(pattern=r"^[A-Za-z]{3}$")] = "EUR",
+) -> Response:
+    """Choose a template and a price per licence: a new version of the asset's terms."""
+    settings = request.app.state.settings
+
+    def choose(asset: Asset) -> object:
+        try:
+            amount = Decimal(price.strip().replace(",", "."))
+        except InvalidOperation:
+            raise InvalidInput(
+                "The price must be a number, like 1.50.", code="invalid_price"
+            ) from None
+        code = currency.upper()
+        return consent_service.set_policy(
+            session,
+            settings,
+            asset,
+            actor=principal.ref,
+            template=template,
+            price_minor=consent_service.minor_units(amount, code, "price"),
+            currency=code,
+        )
+
+    return _act(asset_id, request, principal, session, csrf_token, choose)
 
 
 @router.post("/assets/{asset_id}/erase", response_class=HTMLResponse)
