@@ -148,6 +148,10 @@ def _purpose(constraint: Constraint, request: Request, prohibiting: bool) -> Out
     wanted = purposes.descendants(request.purpose)
     named = frozenset().union(*(purposes.descendants(v) for v in constraint.values))
     if constraint.operator in ("isNoneOf", "neq"):
+        if prohibiting:
+            # "Prohibited for every purpose but these": refused as soon as the request
+            # could serve anything outside them (a broader request included).
+            return bool(wanted - named)
         return not (wanted & named)
     if prohibiting:
         return bool(wanted & named)  # narrower, equal or broader: all refused
@@ -370,6 +374,10 @@ def _prohibited_sentence(rule: Rule, request: Request) -> str:
     purpose_constraints = [
         c for c in rule.constraints if isinstance(c, Constraint) and c.left == "purpose"
     ]
+    exempting = [c for c in purpose_constraints if c.operator in ("isNoneOf", "neq")]
+    if request.purpose and exempting:
+        allowed = _and(_lower(purposes.PURPOSES[v].label) for c in exempting for v in c.values)
+        return f"Denied by {rule.path}: the owner allows only {allowed}."
     if request.purpose and purpose_constraints:
         asked = purposes.PURPOSES[request.purpose]
         banned = {v for c in purpose_constraints for v in c.values}

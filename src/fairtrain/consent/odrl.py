@@ -464,8 +464,11 @@ def _condition(node: Any, path: str) -> Condition:
     if not isinstance(node, dict):
         raise PolicyError(path, "a constraint must be an object")
     for logical in LOGICAL:
-        if logical in node:
-            items = node[logical]
+        # Operands given as a set rather than a list compact to "odrl:and" (RDF written
+        # as ``odrl:and <a>, <b>``); order matters only to andSequence.
+        key = f"odrl:{logical}" if logical != "andSequence" else logical
+        if logical in node or key in node:
+            items = node[logical] if logical in node else _list(node, key)
             items = items.get("@list", items) if isinstance(items, dict) else items
             if not isinstance(items, list) or len(items) < 1:
                 raise PolicyError(f"{path}.{logical}", "needs a list of constraints")

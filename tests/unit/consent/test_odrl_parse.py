@@ -307,3 +307,41 @@ def test_turtle_with_several_policies_reads_the_one_named() -> None:
     assert parse_turtle_policy(text, "http://example.org/q").prohibitions[0].actions == (
         "distribute",
     )
+
+
+def test_a_flattened_json_ld_policy_reads_like_the_nested_one() -> None:
+    nested = parse_policy(FULL)
+    flat = {
+        "@context": CONTEXT,
+        "@graph": [
+            {"uid": UID, "type": "Set", "permission": [f"{UID}#p"]},
+            {"uid": f"{UID}#p", "action": "use", "constraint": ["_:c"]},
+            {"uid": "_:c", "and": ["_:de"]},
+            {"uid": "_:de", "leftOperand": "spatial", "operator": "eq", "rightOperand": "DE"},
+        ],
+    }
+    p = parse_policy(flat)
+    [permission] = p.permissions
+    [both] = permission.constraints
+    assert isinstance(both, LogicalConstraint)
+    assert both.items == (Constraint("spatial", "eq", ("DE",)),)
+    assert nested.uid == p.uid
+
+
+def test_logical_operands_given_as_a_set_are_read() -> None:
+    odrl = "http://www.w3.org/ns/odrl/2/"
+    spatial = {"o:leftOperand": {"@id": f"{odrl}spatial"}, "o:operator": {"@id": f"{odrl}eq"}}
+    p = parse_policy(
+        {
+            "@context": {"o": odrl},
+            "@id": UID,
+            "@type": "o:Set",
+            "o:permission": {
+                "o:action": {"@id": f"{odrl}use"},
+                "o:constraint": {"o:or": [{**spatial, "o:rightOperand": c} for c in ("DE", "FR")]},
+            },
+        }
+    )
+    [either] = p.permissions[0].constraints
+    assert isinstance(either, LogicalConstraint) and either.operator == "or"
+    assert len(either.items) == 2
