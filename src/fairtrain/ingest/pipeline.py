@@ -32,7 +32,7 @@ from fairtrain.privacy.chat import redact_chat
 from fairtrain.privacy.text import redact
 from fairtrain.runtime import Runtime
 
-__all__ = ["run"]
+__all__ = ["format_chat", "redact_document", "run"]
 
 SYSTEM = "system"
 # The redacted version of a file is never larger than this many times the original
@@ -140,7 +140,7 @@ def _chat_sender(transcript: ChatTranscript, asset: Asset, owner: User) -> str:
     )
 
 
-def _format_chat(transcript: ChatTranscript) -> str:
+def format_chat(transcript: ChatTranscript) -> str:
     lines = []
     for message in transcript.messages:
         when = message.sent_at.strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
@@ -167,7 +167,7 @@ def _redact_chat(text: str, asset: Asset, owner: User, target: Path) -> tuple[st
     transcript = parse_chat(text)
     sender = _chat_sender(transcript, asset, owner)
     shared = redact_chat(transcript, sender)
-    target.write_text(_format_chat(shared), encoding="utf-8")
+    target.write_text(format_chat(shared), encoding="utf-8")
     others = {m.sender for m in transcript.messages if not m.is_system} - {sender}
     withheld = sum(1 for m in transcript.messages if not m.is_system and m.sender != sender)
     return "text/plain; charset=utf-8", {
@@ -179,7 +179,7 @@ def _redact_chat(text: str, asset: Asset, owner: User, target: Path) -> tuple[st
     }
 
 
-def _redact_document(source: Path, target: Path) -> tuple[str, dict[str, Any]]:
+def redact_document(source: Path, target: Path) -> tuple[str, dict[str, Any]]:
     reader = PdfReader(source)
     removed = sorted(str(k) for k in (reader.metadata or {}))
     writer = PdfWriter()
@@ -211,7 +211,7 @@ def _redact(
             source, target, channel=channel if isinstance(channel, int) else None
         )
     if modality == "document":
-        return _redact_document(source, target)
+        return redact_document(source, target)
     assert text is not None
     if modality == "chat":
         owner = session.get(User, asset.owner_id)
