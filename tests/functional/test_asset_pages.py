@@ -90,12 +90,16 @@ def test_terms_are_chosen_and_explained_on_the_page(make_client: Any) -> None:
     asset_id = _upload(ada, png_bytes(size=(200, 150), seed=3), "p.png")
     page = ada.client.get(f"/assets/{asset_id}").text
     assert "No terms yet" in page and "protective default" in page
+    form = {"template": "open_attribution", "price": "0", "currency": "EUR",
+            "csrf_token": _csrf(page)}  # fmt: skip
+    unconsented = ada.client.post(f"/assets/{asset_id}/terms", data=form)
+    assert unconsented.status_code == 422  # open terms allow biometric uses: GDPR Art. 9
+    assert "explicit consent" in unconsented.text
     saved = ada.client.post(
         f"/assets/{asset_id}/terms",
-        data={"template": "open_attribution", "price": "0", "currency": "EUR",
-              "csrf_token": _csrf(page)},
+        data=form | {"explicit_biometric_consent": "yes"},
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert saved.status_code == 303, saved.text
     page = ada.client.get(f"/assets/{asset_id}").text
     assert "Version 1" in page

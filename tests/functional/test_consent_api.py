@@ -3,6 +3,7 @@ versions, bulk changes, evaluation, and bad input refused with the offending pat
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -73,6 +74,7 @@ def test_approval_gives_the_protective_default_terms(ada: Actor) -> None:
         "face_recognition",
         "biometric_identification",
         "synthetic_likeness",
+        "emotion_recognition",
         "political_campaigning",
         "surveillance",
     }
@@ -300,8 +302,50 @@ def test_the_cli_evaluates_and_explains_a_policy_file(tmp_path: Any) -> None:
     explained = runner.invoke(cli, ["consent", "explain", str(path), "--modality", "audio"])
     assert explained.exit_code == 0
     assert "Buyers may use it to train AI models." in explained.output
-    assert "copy a voice" in explained.output
+    # Voice cloning is prohibited, which also closes speech synthesis: no voice-copy note.
+    assert "copy a voice" not in explained.output
+    assert "cannot forget what it has learned" in explained.output
     (tmp_path / "bad.jsonld").write_text("{not json")
     broken = runner.invoke(cli, ["consent", "evaluate", str(tmp_path / "bad.jsonld"),
                                  "--purpose", "any"])  # fmt: skip
     assert broken.exit_code == 2 and "invalid_jsonld" in broken.output
+
+
+def test_jurisdiction_rules_add_a_step_or_forbid_terms(make_client: Any) -> None:
+    from tests.factories import sign_up_contributor as sign_up
+
+    eu = sign_up(make_client(), name="Eva Terms", jurisdiction="FR")
+    asset_id = _asset(eu)
+    refused = _put(eu, asset_id, {"template": "open_attribution"})  # allows face recognition
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "explicit_consent_required"
+    assert refused.json()["pointer"] == "explicit_biometric_consent"
+    given = _put(eu, asset_id, {"template": "open_attribution", "explicit_biometric_consent": True})
+    assert given.status_code == 200, given.text
+    receipt_id = eu.client.get("/api/v1/me/receipts").json()[0]["id"]
+    receipt = eu.client.get(f"/api/v1/receipts/{receipt_id}").json()["receipt"]
+    assert "https://w3id.org/dpv/pd#Biometric" in json.dumps(receipt)
+    illinois = sign_up(make_client(), name="Ian Terms", jurisdiction="US-IL")
+    other = _asset(illinois, seed=4)
+    forbidden = _put(
+        illinois, other, {"template": "open_attribution", "explicit_biometric_consent": True}
+    )
+    assert forbidden.status_code == 422 and forbidden.json()["code"] == "forbidden_in_jurisdiction"
+    assert _put(illinois, other, {"template": "default"}).status_code == 200
+
+
+def test_sign_up_age_follows_the_jurisdiction(make_client: Any) -> None:
+    client = make_client()
+    body = {
+        "email": "young-al@example.org",
+        "password": "correct horse battery staple 42!",
+        "display_name": "Young Al",
+        "date_of_birth": "2008-01-01",  # 18 in 2026, not yet 19
+        "adult_attestation": True,
+        "jurisdiction": "US-AL",
+    }
+    refused = client.post("/api/v1/accounts/contributors", json=body)
+    assert refused.status_code == 422 and refused.json()["code"] == "under_age"
+    assert "19" in refused.json()["detail"]
+    accepted = client.post("/api/v1/accounts/contributors", json=body | {"jurisdiction": "US-CA"})
+    assert accepted.status_code == 201, accepted.text

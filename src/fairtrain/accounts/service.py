@@ -31,6 +31,7 @@ from fairtrain.accounts.models import (
 from fairtrain.accounts.passwords import PasswordPolicy, check_strength
 from fairtrain.accounts.principal import API_KEY_SCOPES, Principal
 from fairtrain.audit.service import append_event
+from fairtrain.consent.jurisdiction import minimum_age
 from fairtrain.errors import (
     AuthenticationRequired,
     Conflict,
@@ -161,14 +162,17 @@ def register_contributor(
             code="invalid_date_of_birth",
             pointer="/date_of_birth",
         )
-    if _age_on(date_of_birth, today) < ADULT_AGE:
+    region = normalise_jurisdiction(jurisdiction)
+    # 18 everywhere; more where the age of majority is higher (a younger person's
+    # contract would be voidable there).
+    needed = max(ADULT_AGE, minimum_age(region))
+    if _age_on(date_of_birth, today) < needed:
         raise InvalidInput(
-            f"You must be at least {ADULT_AGE} years old to license your data here.",
+            f"You must be at least {needed} years old to license your data here.",
             code="under_age",
             pointer="/date_of_birth",
         )
     address = normalise_email(email)
-    region = normalise_jurisdiction(jurisdiction)
     name = _display_name(display_name)
     check_strength(password, user_inputs=[address, name])
     user = User(

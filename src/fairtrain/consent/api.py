@@ -56,6 +56,14 @@ class PolicyIn(BaseModel):
     price_minor: int | None = Field(default=None, ge=0, le=10**12)
     currency: Currency | None = None
     policy: dict[str, Any] | None = None
+    explicit_biometric_consent: bool = Field(
+        default=False,
+        description="Your separate, explicit consent to biometric uses, which some "
+        "jurisdictions require when the terms allow them (see docs/consent.md).",
+    )
+
+    def attestations(self) -> frozenset[str]:
+        return frozenset({"explicit_biometric_consent"} if self.explicit_biometric_consent else ())
 
 
 class BulkPolicyIn(PolicyIn):
@@ -202,6 +210,7 @@ def write_policy(
         template=body.template,
         price_minor=body.price_minor,
         currency=body.currency.upper() if body.currency else None,
+        attestations=body.attestations(),
     )
     return policy_out(record, asset.modality)
 
@@ -244,6 +253,7 @@ def write_policies(
         template=body.template,
         price_minor=body.price_minor,
         currency=body.currency.upper() if body.currency else None,
+        attestations=body.attestations(),
     )
     modality = {a.id: a.modality for a in assets}
     return [policy_out(r, modality[r.asset_id]) for r in records]

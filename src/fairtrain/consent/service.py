@@ -24,6 +24,7 @@ from fairtrain.audit.service import append_event
 from fairtrain.config import Settings
 from fairtrain.consent import purposes
 from fairtrain.consent.compile import compile_policy
+from fairtrain.consent.jurisdiction import check_terms
 from fairtrain.consent.models import AssetPolicy, ConsentReceiptRecord
 from fairtrain.consent.odrl import (
     Constraint,
@@ -183,8 +184,12 @@ def set_policy(
     template: str | None = None,
     price_minor: int | None = None,
     currency: str | None = None,
+    attestations: frozenset[str] = frozenset(),
 ) -> AssetPolicy:
-    """A new version of the asset's terms, from a template or an ODRL document."""
+    """A new version of the asset's terms, from a template or an ODRL document.
+
+    ``attestations`` are the extra consents the contributor gave with these terms (e.g.
+    ``explicit_biometric_consent``), which jurisdiction rules may require."""
     if AssetState(asset.state) in (AssetState.ERASED, AssetState.REJECTED):
         raise Conflict(
             "An erased or rejected asset cannot be given terms.", code="asset_not_licensable"
@@ -215,6 +220,9 @@ def set_policy(
         )
     validate_for_write(policy, settings, now)
     compiled = compile_policy(policy)
+    owner = session.get(User, asset.owner_id)
+    assert owner is not None
+    steps = check_terms(owner.jurisdiction, compiled.permit_mask, compiled.ban_mask, attestations)
     serialised = serialise_policy(policy)
     previous = current_policy(session, asset.id)
     if previous is not None:
@@ -257,6 +265,7 @@ def set_policy(
             "sha256": record.sha256,
             "template": template,
             "supersedes": previous.id if previous else None,
+            "jurisdiction_steps": steps,
         },
     )
     issue_receipt(
@@ -267,6 +276,7 @@ def set_policy(
         status=ConsentStatus.GIVEN,
         event="change" if previous else "grant",
         actor=actor,
+        explicit_biometric=bool(steps),
     )
     return record
 
@@ -287,6 +297,7 @@ def issue_receipt(
     status: ConsentStatus,
     event: str,
     actor: str,
+    explicit_biometric: bool = False,
 ) -> ConsentReceiptRecord:
     """Sign a consent receipt for this policy version; its hash goes to the audit log."""
     owner = session.get(User, record.owner_id)
@@ -308,6 +319,8 @@ def issue_receipt(
         event=event,
         issued_at=now,
         expires_at=record.not_after or (now + timedelta(days=term) if term else None),
+        # Explicit consent to biometric uses, given as a separate step (GDPR Art. 9 …).
+        special_categories=[BIOMETRIC_DATA] if explicit_biometric else [],
     )
     jws = sign_receipt(receipt, key)
     stored = ConsentReceiptRecord(
@@ -360,6 +373,9 @@ def ensure_policy(session: Session, settings: Settings, asset: Asset, *, actor: 
     return set_policy(session, settings, asset, actor=actor, template=DEFAULT_TEMPLATE)
 
 
+BIOMETRIC_DATA = "https://w3id.org/dpv/pd#Biometric"
+
+
 def set_policies(
     session: Session,
     settings: Settings,
@@ -370,6 +386,7 @@ def set_policies(
     template: str | None = None,
     price_minor: int | None = None,
     currency: str | None = None,
+    attestations: frozenset[str] = frozenset(),
 ) -> list[AssetPolicy]:
     """The same terms for many assets at once (all or nothing)."""
     return [
@@ -382,6 +399,7 @@ def set_policies(
             template=template,
             price_minor=price_minor,
             currency=currency,
+            attestations=attestations,
         )
         for asset in assets
     ]

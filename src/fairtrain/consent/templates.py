@@ -1,7 +1,8 @@
 """Ready-made terms a contributor starts from. The default protects: non-exclusive, no
 sublicensing, a 12-month licence term, research and model training only, and the uses
 people fear most prohibited outright (voice cloning, face recognition, biometric
-identification, synthetic likeness, political campaigning, surveillance).
+identification, synthetic likeness, emotion recognition, political campaigning,
+surveillance).
 
 Templates build :class:`~fairtrain.consent.odrl.Policy` objects directly; the
 contributor can change any of it afterwards (a new policy version).
@@ -23,6 +24,7 @@ PROTECTED = (
     "face_recognition",
     "biometric_identification",
     "synthetic_likeness",
+    "emotion_recognition",  # biometric inference, restricted by the EU AI Act (Art. 5)
     "political_campaigning",
     "surveillance",
 )

@@ -261,6 +261,7 @@ def terms_submit(
     template: Annotated[str, Form(max_length=40)] = "default",
     price: Annotated[str, Form(max_length=20)] = "1.00",
     currency: Annotated[str, Form(pattern=r"^[A-Za-z]{3}$")] = "EUR",
+    explicit_biometric_consent: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
     """Choose a template and a price per licence: a new version of the asset's terms."""
     settings = request.app.state.settings
@@ -281,6 +282,9 @@ def terms_submit(
             template=template,
             price_minor=consent_service.minor_units(amount, code, "price"),
             currency=code,
+            attestations=frozenset(
+                {"explicit_biometric_consent"} if explicit_biometric_consent else ()
+            ),
         )
 
     return _act(asset_id, request, principal, session, csrf_token, choose)
