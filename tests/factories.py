@@ -8,7 +8,15 @@ from datetime import date
 
 from fastapi.testclient import TestClient
 
-__all__ = ["STRONG_PASSWORD", "Actor", "login", "sign_up_buyer", "sign_up_contributor"]
+__all__ = [
+    "STRONG_PASSWORD",
+    "Actor",
+    "list_asset",
+    "login",
+    "share_profile",
+    "sign_up_buyer",
+    "sign_up_contributor",
+]
 
 STRONG_PASSWORD = "quartz-lantern-orbit-meadow-41"
 
@@ -86,3 +94,34 @@ def adult_birthday(today: date, years: int) -> date:
         return today.replace(year=today.year - years)
     except ValueError:  # 29 February
         return today.replace(year=today.year - years, day=28)
+
+
+def list_asset(
+    owner: Actor,
+    content: bytes,
+    filename: str,
+    *,
+    terms: dict[str, object] | None = None,
+) -> str:
+    """Upload, approve (the protective default terms) and optionally set other terms;
+    returns the listed asset's id. Jobs run at once in tests, so it is ready to approve."""
+    uploaded = owner.client.post(
+        "/api/v1/uploads", content=content, params={"filename": filename}, headers=owner.headers()
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    asset_id: str = uploaded.json()["id"]
+    approved = owner.client.post(f"/api/v1/assets/{asset_id}/approve", headers=owner.headers())
+    assert approved.status_code == 200, approved.text
+    if terms is not None:
+        changed = owner.client.put(
+            f"/api/v1/assets/{asset_id}/policy", json=terms, headers=owner.headers()
+        )
+        assert changed.status_code == 200, changed.text
+    return asset_id
+
+
+def share_profile(owner: Actor, **fields: object) -> None:
+    """Share demographics (age band from the date of birth, gender, region …)."""
+    body = {"share_age_band": False, "share_region": False, "languages": []} | fields
+    response = owner.client.put("/api/v1/me/profile", json=body, headers=owner.headers())
+    assert response.status_code == 200, response.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fairtrain.accounts import models as accounts_models
 from fairtrain.audit import models as audit_models
+from fairtrain.catalog import models as catalog_models
 from fairtrain.consent import models as consent_models
 from fairtrain.db import Base
 from fairtrain.ingest import models as ingest_models
@@ -16,6 +17,7 @@ __all__ = ["Base", "metadata"]
 _DOMAIN_MODELS = (
     accounts_models,
     audit_models,
+    catalog_models,
     consent_models,
     ingest_models,
     jobs_models,

@@ -128,6 +128,8 @@ def _buyer_signup_form(world: World, caller: Caller, tenant: str) -> dict[str, A
 
 
 CONTRIBUTOR = frozenset({"contributor"})
+BUYERS = frozenset({"buyer_admin", "buyer_member", "api_key"})
+CATALOG_READERS = BUYERS | {"operator"}
 ASSET_READERS = frozenset({"contributor", "operator"})
 
 
@@ -389,6 +391,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
         },
         tenant_scoped=True,
     ),
+    # The catalogue: buyers (in person or by key) and operators; never contributors.
+    ("GET", "/api/v1/catalog"): Rule(CATALOG_READERS),
+    ("GET", "/api/v1/catalog/{asset_id}"): Rule(CATALOG_READERS, _listed_asset),
+    ("GET", "/api/v1/catalog/{asset_id}/preview"): Rule(CATALOG_READERS, _listed_asset),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

@@ -7,13 +7,19 @@ only bands and coarse values exist here, and delivered metadata is k-anonymised 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import date
 
 from sqlalchemy.orm import Session
 
+from fairtrain.accounts.demographics import (
+    AGE_BANDS,
+    GENDERS,
+    Demographics,
+    age_band,
+    demographics_of,
+)
 from fairtrain.accounts.models import ContributorProfile, User, UserKind
 from fairtrain.audit.service import append_event
+from fairtrain.catalog import service as catalog
 from fairtrain.errors import Forbidden, InvalidInput, NotFound
 from fairtrain.ids import utcnow
 
@@ -27,29 +33,7 @@ __all__ = [
     "update_profile",
 ]
 
-AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-GENDERS = ("woman", "man", "non-binary", "another")
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
-
-
-def age_band(born: date, today: date) -> str:
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    for band in AGE_BANDS[:-1]:
-        low, high = (int(x) for x in band.split("-"))
-        if low <= age <= high:
-            return band
-    return AGE_BANDS[-1]
-
-
-@dataclass(frozen=True, slots=True)
-class Demographics:
-    """What a buyer may see of a contributor, already generalised."""
-
-    age_band: str | None
-    gender: str | None
-    accent: str | None
-    region: str | None
-    languages: tuple[str, ...]
 
 
 def get_profile(session: Session, user_id: str) -> ContributorProfile:
@@ -118,19 +102,5 @@ def update_profile(
         subject=f"user:{user_id}",
         payload={"fields": ["share_age_band", "gender", "accent", "share_region", "languages"]},
     )
+    catalog.sync_owner(session, user_id)  # listed assets show the new (generalised) values
     return profile
-
-
-def demographics_of(user: User, profile: ContributorProfile | None, today: date) -> Demographics:
-    if profile is None:
-        return Demographics(None, None, None, None, ())
-    return Demographics(
-        age_band=age_band(user.date_of_birth, today)
-        if profile.share_age_band and user.date_of_birth
-        else None,
-        gender=profile.gender,
-        accent=profile.accent,
-        # Only the country, never the subdivision: coarser is safer.
-        region=(user.jurisdiction or "").split("-")[0] or None if profile.share_region else None,
-        languages=tuple(profile.languages or ()),
-    )

@@ -21,6 +21,7 @@ from fairtrain.accounts.models import User
 from fairtrain.audit.chain import canonical_json
 from fairtrain.audit.keys import platform_signing_key
 from fairtrain.audit.service import append_event
+from fairtrain.catalog import service as catalog
 from fairtrain.config import Settings
 from fairtrain.consent import purposes
 from fairtrain.consent.compile import compile_policy
@@ -40,6 +41,8 @@ from fairtrain.consent.templates import DEFAULT_TEMPLATE, build_template
 from fairtrain.errors import Conflict, InvalidInput
 from fairtrain.ids import new_id, utcnow
 from fairtrain.ingest.models import Asset, AssetState
+from fairtrain.iris import asset_iri, policy_iri
+from fairtrain.money import CURRENCIES, format_money, to_major, to_minor
 
 __all__ = [
     "DEFAULT_CURRENCY",
@@ -60,35 +63,16 @@ __all__ = [
 
 DEFAULT_PRICE_MINOR = 100  # 1.00 in the currency: what the protective default asks
 DEFAULT_CURRENCY = "EUR"
-# ISO 4217 currencies without minor units; every other accepted currency has two.
-_ZERO_DECIMAL = frozenset({"JPY", "KRW", "ISK", "CLP", "VND", "UGX", "XAF", "XOF", "PYG"})
-_CURRENCIES = frozenset(
-    {"EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "CAD", "AUD", "INR", "BRL"}
-    | _ZERO_DECIMAL
-)
-
-
-def policy_iri(settings: Settings, policy_id: str) -> str:
-    return f"{settings.base_url.rstrip('/')}/policies/{policy_id}"
-
-
-def asset_iri(settings: Settings, asset_id: str) -> str:
-    return f"{settings.base_url.rstrip('/')}/assets/{asset_id}"
 
 
 def minor_units(amount: Decimal, currency: str, path: str = "payAmount") -> int:
     """An amount in major units as integer minor units; refuses sub-minor precision."""
-    if currency not in _CURRENCIES:
+    if currency not in CURRENCIES:
         raise PolicyError(path, f"{currency} is not a currency this platform pays out in")
-    exponent = 0 if currency in _ZERO_DECIMAL else 2
-    scaled = amount.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        raise PolicyError(path, f"{amount} {currency} has more decimals than {currency} has")
-    return int(scaled)
-
-
-def _major(minor: int, currency: str) -> Decimal:
-    return Decimal(minor).scaleb(0 if currency in _ZERO_DECIMAL else -2)
+    try:
+        return to_minor(amount, currency)
+    except ValueError as error:
+        raise PolicyError(path, str(error)) from None
 
 
 def _conditions(rule: Rule) -> list[Constraint]:
@@ -119,8 +103,8 @@ def validate_for_write(policy: Policy, settings: Settings, now: datetime) -> Non
                 if price < settings.minimum_price_minor:
                     raise PolicyError(
                         condition.path,
-                        f"the price is below the platform minimum of "
-                        f"{_major(settings.minimum_price_minor, condition.unit)} {condition.unit}",
+                        "the price is below the platform minimum of "
+                        + format_money(settings.minimum_price_minor, condition.unit or ""),
                         code="price_below_minimum",
                     )
             if (
@@ -166,10 +150,10 @@ def policy_of(record: AssetPolicy) -> Policy:
 
 
 def _price_decimal(price_minor: int, currency: str) -> Decimal:
-    if currency not in _CURRENCIES:
+    if currency not in CURRENCIES:
         raise InvalidInput(f"{currency} is not a supported currency.", code="unknown_currency")
     try:
-        return _major(price_minor, currency)
+        return to_major(price_minor, currency)
     except InvalidOperation:  # pragma: no cover - ints always convert
         raise InvalidInput("The price is not a number.", code="invalid_price") from None
 
@@ -278,6 +262,8 @@ def set_policy(
         actor=actor,
         explicit_biometric=bool(steps),
     )
+    if AssetState(asset.state) == AssetState.LISTED:
+        catalog.sync_entry(session, asset)  # the catalogue offers the new terms at once
     return record
 
 

@@ -6,10 +6,7 @@ See :mod:`fairtrain.ingest.process` for what the job does and guarantees.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from fairtrain.privacy import media as media_redaction
 from fairtrain.privacy.chat import redact_chat
 from fairtrain.privacy.text import redact
 from fairtrain.runtime import Runtime
+from fairtrain.scratch import scratch_path, spooled
 
 __all__ = ["format_chat", "redact_document", "run"]
 
@@ -41,26 +39,14 @@ REDACTED_GROWTH = 20
 REDACTED_FLOOR = 64 * 1024 * 1024
 
 
-@contextmanager
-def _scratch(directory: Path, suffix: str = "") -> Iterator[Path]:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor, name = tempfile.mkstemp(prefix="process-", suffix=suffix, dir=directory)
-    os.close(descriptor)
-    path = Path(name)
-    try:
-        yield path
-    finally:
-        with suppress(FileNotFoundError):
-            path.unlink()
+def _scratch(directory: Path, suffix: str = "") -> AbstractContextManager[Path]:
+    return scratch_path(directory, prefix="process-", suffix=suffix)
 
 
-@contextmanager
-def _decrypted(session: Session, runtime: Runtime, blob_id: str, directory: Path) -> Iterator[Path]:
-    with _scratch(directory) as path:
-        with path.open("wb") as handle:
-            for chunk in runtime.vault.open_blob(session, blob_id):
-                handle.write(chunk)
-        yield path
+def _decrypted(
+    session: Session, runtime: Runtime, blob_id: str, directory: Path
+) -> AbstractContextManager[Path]:
+    return spooled(runtime.vault.open_blob(session, blob_id), directory)
 
 
 # --- content hash (of the decoded media, so a re-wrapped copy is still "the same") ----

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairtrain.audit.service import append_event
+from fairtrain.catalog import service as catalog
 from fairtrain.consent.models import AssetPolicy
 from fairtrain.errors import Conflict, NotFound, PayloadTooLarge
 from fairtrain.ids import new_id, utcnow
@@ -244,6 +245,8 @@ def set_state(
     if state == AssetState.LISTED:
         asset.listed_at = asset.updated_at
     session.flush()
+    if AssetState.LISTED in (state, current):
+        catalog.sync_entry(session, asset)  # listed, or no longer: the catalogue follows
     append_event(
         session,
         actor=actor,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:28:56.143428
+Create Date: 2026-12-01 18:53:39.936398
 """
 
 from __future__ import annotations
@@ -226,6 +226,49 @@ def upgrade() -> None:
         batch_op.create_index("ix_assets_state_modality", ["state", "modality"], unique=False)
 
     op.create_table(
+        "campaigns",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("created_by", sa.String(length=40), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("purpose", sa.String(length=60), nullable=False),
+        sa.Column("territory", sa.String(length=2), nullable=False),
+        sa.Column("term_days", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "price_per_unit_minor",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("unit", sa.String(length=20), nullable=False),
+        sa.Column("target_units", sa.Float(), nullable=False),
+        sa.Column("accepted_units", sa.Float(), nullable=False),
+        sa.Column(
+            "targets",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("deadline", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("closed_reason", sa.String(length=40), nullable=True),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], name=op.f("fk_campaigns_created_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_campaigns_org_id_organisations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
+    )
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.create_index("ix_campaigns_org", ["org_id", "created_at"], unique=False)
+        batch_op.create_index("ix_campaigns_state_deadline", ["state", "deadline"], unique=False)
+
+    op.create_table(
         "contributor_profiles",
         sa.Column("user_id", sa.String(length=40), nullable=False),
         sa.Column("share_age_band", sa.Boolean(), nullable=False),
@@ -394,6 +437,42 @@ def upgrade() -> None:
         batch_op.create_index("ix_asset_policies_owner", ["owner_id", "created_at"], unique=False)
 
     op.create_table(
+        "campaign_submissions",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("campaign_id", sa.String(length=40), nullable=False),
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_id", sa.String(length=40), nullable=False),
+        sa.Column("units", sa.Float(), nullable=False),
+        sa.Column(
+            "offered_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_campaign_submissions_asset_id_assets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_campaign_submissions_campaign_id_campaigns"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_campaign_submissions_owner_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_submissions")),
+        sa.UniqueConstraint("campaign_id", "asset_id", name="uq_campaign_submissions_asset"),
+    )
+    with op.batch_alter_table("campaign_submissions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_campaign_submissions_campaign_id"), ["campaign_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_campaign_submissions_owner", ["owner_id", "created_at"], unique=False
+        )
+
+    op.create_table(
         "duplicate_flags",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("asset_id", sa.String(length=40), nullable=False),
@@ -443,6 +522,60 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "catalog_entries",
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_id", sa.String(length=40), nullable=False),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("media_type", sa.String(length=100), nullable=True),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("duration_seconds", sa.Float(), nullable=True),
+        sa.Column("messages", sa.Integer(), nullable=True),
+        sa.Column("pages", sa.Integer(), nullable=True),
+        sa.Column("speech_share", sa.Float(), nullable=True),
+        sa.Column("snr_db", sa.Float(), nullable=True),
+        sa.Column("sharpness", sa.Float(), nullable=True),
+        sa.Column("quality_ok", sa.Boolean(), nullable=False),
+        sa.Column("age_band", sa.String(length=10), nullable=True),
+        sa.Column("gender", sa.String(length=30), nullable=True),
+        sa.Column("accent", sa.String(length=80), nullable=True),
+        sa.Column("region", sa.String(length=2), nullable=True),
+        sa.Column("policy_id", sa.String(length=40), nullable=False),
+        sa.Column(
+            "permit_mask", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("ban_mask", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("territories", sa.Text(), nullable=True),
+        sa.Column("not_after", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("term_days", sa.Integer(), nullable=True),
+        sa.Column(
+            "price_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("exclusive", sa.Boolean(), nullable=False),
+        sa.Column("exact", sa.Boolean(), nullable=False),
+        sa.Column("listed_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("synced_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_catalog_entries_asset_id_assets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_catalog_entries_owner_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["policy_id"],
+            ["asset_policies.id"],
+            name=op.f("fk_catalog_entries_policy_id_asset_policies"),
+        ),
+        sa.PrimaryKeyConstraint("asset_id", name=op.f("pk_catalog_entries")),
+    )
+    with op.batch_alter_table("catalog_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_catalog_entries_listed", ["listed_at", "asset_id"], unique=False)
+        batch_op.create_index(
+            "ix_catalog_entries_modality_language", ["modality", "language"], unique=False
+        )
+        batch_op.create_index("ix_catalog_entries_owner", ["owner_id"], unique=False)
+
+    op.create_table(
         "consent_receipts",
         sa.Column("id", sa.String(length=60), nullable=False),
         sa.Column("owner_id", sa.String(length=40), nullable=False),
@@ -483,6 +616,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_consent_receipts_owner")
 
     op.drop_table("consent_receipts")
+    with op.batch_alter_table("catalog_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_catalog_entries_owner")
+        batch_op.drop_index("ix_catalog_entries_modality_language")
+        batch_op.drop_index("ix_catalog_entries_listed")
+
+    op.drop_table("catalog_entries")
     with op.batch_alter_table("upload_segments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_upload_segments_upload_id"))
 
@@ -492,6 +631,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_duplicate_flags_asset_id"))
 
     op.drop_table("duplicate_flags")
+    with op.batch_alter_table("campaign_submissions", schema=None) as batch_op:
+        batch_op.drop_index("ix_campaign_submissions_owner")
+        batch_op.drop_index(batch_op.f("ix_campaign_submissions_campaign_id"))
+
+    op.drop_table("campaign_submissions")
     with op.batch_alter_table("asset_policies", schema=None) as batch_op:
         batch_op.drop_index("ix_asset_policies_owner")
         batch_op.drop_index("ix_asset_policies_current")
@@ -522,6 +666,11 @@ def downgrade() -> None:
 
     op.drop_table("memberships")
     op.drop_table("contributor_profiles")
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_index("ix_campaigns_state_deadline")
+        batch_op.drop_index("ix_campaigns_org")
+
+    op.drop_table("campaigns")
     with op.batch_alter_table("assets", schema=None) as batch_op:
         batch_op.drop_index("ix_assets_state_modality")
         batch_op.drop_index(batch_op.f("ix_assets_sha256"))

@@ -1,0 +1,146 @@
+"""The catalogue: one denormalised row per listed asset, and buyers' campaigns.
+
+``CatalogEntry`` copies what a buyer may filter on (kind of data, language, duration,
+quality, generalised demographics) and the asset's compiled terms, so a faceted search
+over a million listed assets is one indexed query on one table. It is kept in step by
+``catalog.service.sync_entry`` in the same transaction as every change it mirrors
+(listing, withdrawal, erasure, new terms, a changed profile); it holds nothing a buyer
+may not know except ``owner_id``, which never leaves the server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fairtrain.db import Base, JSONValue, UTCDateTime
+
+__all__ = [
+    "Campaign",
+    "CampaignState",
+    "CampaignSubmission",
+    "CatalogEntry",
+    "SubmissionState",
+]
+
+_BIG = BigInteger().with_variant(Integer, "sqlite")
+
+
+class CatalogEntry(Base):
+    __tablename__ = "catalog_entries"
+    __table_args__ = (
+        # Keyset pagination (newest first) and the commonest filters.
+        Index("ix_catalog_entries_listed", "listed_at", "asset_id"),
+        Index("ix_catalog_entries_modality_language", "modality", "language"),
+        Index("ix_catalog_entries_owner", "owner_id"),
+    )
+
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    modality: Mapped[str] = mapped_column(String(20))
+    media_type: Mapped[str | None] = mapped_column(String(100), nullable=True)  # redacted
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    messages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Quality measurements (None where they do not apply) and "every score is fine".
+    speech_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sharpness: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_ok: Mapped[bool] = mapped_column(Boolean)
+    # Self-declared, already generalised (accounts.demographics); None = not shared.
+    age_band: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    gender: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    accent: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    # The current terms, compiled (consent.compile), copied from AssetPolicy.
+    policy_id: Mapped[str] = mapped_column(ForeignKey("asset_policies.id"))
+    permit_mask: Mapped[int] = mapped_column(_BIG)
+    ban_mask: Mapped[int] = mapped_column(_BIG)
+    territories: Mapped[str | None] = mapped_column(Text, nullable=True)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    term_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price_minor: Mapped[int | None] = mapped_column(_BIG, nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    exclusive: Mapped[bool] = mapped_column(Boolean)
+    exact: Mapped[bool] = mapped_column(Boolean)
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CampaignState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"  # by the buyer, by its deadline, or when its quota is filled
+
+
+class Campaign(Base):
+    """A buyer's request: what data, for which purpose, at what price per unit, by when."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        Index("ix_campaigns_state_deadline", "state", "deadline"),
+        Index("ix_campaigns_org", "org_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    modality: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(60))
+    territory: Mapped[str] = mapped_column(String(2))
+    term_days: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    price_per_unit_minor: Mapped[int] = mapped_column(_BIG)
+    unit: Mapped[str] = mapped_column(String(20))  # minutes | items | messages | pages
+    target_units: Mapped[float] = mapped_column(Float)
+    accepted_units: Mapped[float] = mapped_column(Float, default=0.0)
+    # Demographic balance wanted, e.g. {"dimensions": ["age_band"], "shares": {"18-24": 0.5}}.
+    targets: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[CampaignState] = mapped_column(String(20))
+    closed_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SubmissionState(StrEnum):
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # by its contributor, before or after acceptance
+
+
+class CampaignSubmission(Base):
+    __tablename__ = "campaign_submissions"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "asset_id", name="uq_campaign_submissions_asset"),
+        Index("ix_campaign_submissions_owner", "owner_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    units: Mapped[float] = mapped_column(Float)
+    offered_minor: Mapped[int] = mapped_column(_BIG)  # the campaign's price for these units
+    state: Mapped[SubmissionState] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
