@@ -55,7 +55,11 @@ def login(client: TestClient, email: str, password: str = STRONG_PASSWORD) -> Ac
 
 
 def sign_up_contributor(
-    client: TestClient, *, jurisdiction: str = "DE", name: str = "Rin Test"
+    client: TestClient,
+    *,
+    jurisdiction: str = "DE",
+    name: str = "Rin Test",
+    born: str = "1991-03-04",
 ) -> Actor:
     email = unique_email("contrib")
     response = client.post(
@@ -64,7 +68,7 @@ def sign_up_contributor(
             "email": email,
             "password": STRONG_PASSWORD,
             "display_name": name,
-            "date_of_birth": "1991-03-04",
+            "date_of_birth": born,
             "adult_attestation": True,
             "jurisdiction": jurisdiction,
         },

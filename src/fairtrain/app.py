@@ -22,8 +22,10 @@ from fairtrain.audit.keys import platform_signing_key
 from fairtrain.audit.service import sign_checkpoints_every
 from fairtrain.bootstrap import prepare_settings
 from fairtrain.catalog.api import router as catalog_router
+from fairtrain.catalog.campaign_api import router as campaign_router
 from fairtrain.config import Settings, get_settings
 from fairtrain.consent.api import router as consent_router
+from fairtrain.datasets.api import router as datasets_router
 from fairtrain.db import make_engine, make_session_factory
 from fairtrain.ingest.api import router as ingest_router
 from fairtrain.ingest.service import UploadContext
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router, responses=PROBLEM_RESPONSES)
     app.include_router(audit_router, responses=PROBLEM_RESPONSES)
     app.include_router(catalog_router, responses=PROBLEM_RESPONSES)
+    app.include_router(campaign_router, responses=PROBLEM_RESPONSES)
+    app.include_router(datasets_router, responses=PROBLEM_RESPONSES)
     app.include_router(consent_router, responses=PROBLEM_RESPONSES)
     app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
     app.include_router(pages_router)

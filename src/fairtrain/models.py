@@ -6,6 +6,7 @@ from fairtrain.accounts import models as accounts_models
 from fairtrain.audit import models as audit_models
 from fairtrain.catalog import models as catalog_models
 from fairtrain.consent import models as consent_models
+from fairtrain.datasets import models as datasets_models
 from fairtrain.db import Base
 from fairtrain.ingest import models as ingest_models
 from fairtrain.jobs import models as jobs_models
@@ -19,6 +20,7 @@ _DOMAIN_MODELS = (
     audit_models,
     catalog_models,
     consent_models,
+    datasets_models,
     ingest_models,
     jobs_models,
     vault_models,

@@ -15,6 +15,7 @@ import io
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -40,6 +41,9 @@ class Rule:
     build: Builder = field(default=lambda world, caller, tenant: {})
     # Addresses an object owned by a tenant: also probe the other tenant's object.
     tenant_scoped: bool = False
+    # Roles that may legitimately reach another tenant's object (contributors read any
+    # open campaign): not probed for leaks.
+    shared_with: frozenset[str] = frozenset()
 
 
 def _org(world: World, caller: Caller, tenant: str) -> str:
@@ -219,6 +223,65 @@ def _logout_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"data": {"csrf_token": caller.csrf or ""}}
 
 
+def _deadline() -> str:
+    return (datetime.now(UTC) + timedelta(days=30)).isoformat()
+
+
+CAMPAIGN_BODY = {
+    "title": "Photos of street signs",
+    "modality": "image",
+    "purpose": "fine_tuning",
+    "territory": "DE",
+    "price_per_unit_minor": 200,
+    "target_units": 100,
+}
+
+
+def _campaign(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    admin = world.tenant(tenant).buyer_admin
+    response = admin.request(
+        "POST", "/api/v1/campaigns", json=CAMPAIGN_BODY | {"deadline": _deadline()}
+    )
+    assert response.status_code == 201, response.text
+    return {"path_params": {"campaign_id": response.json()["id"]}}
+
+
+def _submission_request(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """The caller's tenant's campaign, and the tenant's contributor's listed asset."""
+    spec = _campaign(world, caller, "own")
+    asset = _listed_asset(world, caller, tenant)["path_params"]["asset_id"]
+    return {**spec, "json": {"asset_id": asset}}
+
+
+def _submission(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A submission by the tenant's contributor to the tenant's buyer's campaign."""
+    spec = _campaign(world, caller, tenant)
+    asset = _listed_asset(world, caller, tenant)["path_params"]["asset_id"]
+    owner = world.tenant(tenant).contributor
+    campaign_id = spec["path_params"]["campaign_id"]
+    response = owner.request(
+        "POST", f"/api/v1/campaigns/{campaign_id}/submissions", json={"asset_id": asset}
+    )
+    assert response.status_code == 201, response.text
+    return {"path_params": {"campaign_id": campaign_id, "submission_id": response.json()["id"]}}
+
+
+DATASET_BODY = {
+    "name": "Matrix images",
+    "purpose": "fine_tuning",
+    "territory": "DE",
+    "selection": {"modality": ["image"]},
+}
+
+
+def _dataset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    admin = world.tenant(tenant).buyer_admin
+    response = admin.request("POST", "/api/v1/datasets", json=DATASET_BODY)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return {"path_params": {"dataset_id": body["id"], "version_id": body["latest_version"]["id"]}}
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     # Operations and documentation: public by design.
     ("GET", "/healthz"): Rule(EVERYONE),
@@ -395,6 +458,50 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/catalog"): Rule(CATALOG_READERS),
     ("GET", "/api/v1/catalog/{asset_id}"): Rule(CATALOG_READERS, _listed_asset),
     ("GET", "/api/v1/catalog/{asset_id}/preview"): Rule(CATALOG_READERS, _listed_asset),
+    # Campaigns: buyers post and decide; contributors read open ones and answer.
+    ("POST", "/api/v1/campaigns"): Rule(
+        BUYERS, lambda w, c, t: {"json": CAMPAIGN_BODY | {"deadline": _deadline()}}
+    ),
+    ("GET", "/api/v1/campaigns"): Rule(BUYERS | CONTRIBUTOR),
+    ("GET", "/api/v1/campaigns/{campaign_id}"): Rule(
+        BUYERS | CONTRIBUTOR, _campaign, tenant_scoped=True, shared_with=CONTRIBUTOR
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/close"): Rule(BUYERS, _campaign, tenant_scoped=True),
+    ("GET", "/api/v1/campaigns/{campaign_id}/submissions"): Rule(
+        BUYERS, _campaign, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/submissions"): Rule(
+        CONTRIBUTOR, _submission_request, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/submissions/{submission_id}/accept"): Rule(
+        BUYERS, _submission, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/submissions/{submission_id}/reject"): Rule(
+        BUYERS, _submission, tenant_scoped=True
+    ),
+    ("DELETE", "/api/v1/campaigns/{campaign_id}/submissions/{submission_id}"): Rule(
+        CONTRIBUTOR, _submission, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/me/submissions"): Rule(CONTRIBUTOR),
+    # Datasets: one buyer organisation's; operators read.
+    ("POST", "/api/v1/datasets"): Rule(BUYERS, lambda w, c, t: {"json": DATASET_BODY}),
+    ("GET", "/api/v1/datasets"): Rule(BUYERS),
+    ("GET", "/api/v1/datasets/{dataset_id}"): Rule(
+        BUYERS | {"operator"}, _dataset, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/datasets/{dataset_id}/versions"): Rule(BUYERS, _dataset, tenant_scoped=True),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions"): Rule(
+        BUYERS | {"operator"}, _dataset, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/dataset-versions/{version_id}"): Rule(
+        BUYERS | {"operator"}, _dataset, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/dataset-versions/{version_id}/items"): Rule(
+        BUYERS | {"operator"}, _dataset, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/dataset-versions/{version_id}/exclusions"): Rule(
+        BUYERS | {"operator"}, _dataset, tenant_scoped=True
+    ),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),
@@ -466,7 +573,7 @@ def test_route_authorisation(route: tuple[str, str], world: World) -> None:
                 f"{response.text[:300]}"
             )
     if rule.tenant_scoped:
-        for role in sorted(rule.allow & TENANT_ROLES):
+        for role in sorted((rule.allow & TENANT_ROLES) - rule.shared_with):
             caller = world.caller(role, "own")
             response = _send(caller, method, path, rule.build(world, caller, "other"))
             assert _is_refusal(response), (

@@ -27,33 +27,63 @@ from fairtrain.iris import org_iri
 from fairtrain.money import check_currency
 from fairtrain.scratch import spooled
 
-__all__ = ["CatalogItemOut", "CatalogParams", "licence_ask", "router"]
+__all__ = ["CatalogFilters", "CatalogItemOut", "CatalogParams", "licence_ask", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 Modality = Literal["audio", "image", "video", "chat", "text", "document"]
 
 
-class CatalogParams(BaseModel):
-    """Filters (repeat a parameter for "any of"), licence compatibility, sort and page."""
+class CatalogFilters(BaseModel):
+    """What to select by (repeat a query parameter for "any of")."""
 
     model_config = ConfigDict(extra="forbid")
 
-    modality: list[Modality] = Field(default_factory=list)
-    language: list[Annotated[str, Field(max_length=16)]] = Field(default_factory=list)
+    modality: list[Modality] = Field(default_factory=list, max_length=10)
+    language: list[Annotated[str, Field(max_length=16)]] = Field(
+        default_factory=list, max_length=50
+    )
     min_duration: float | None = Field(default=None, ge=0, description="Seconds.")
     max_duration: float | None = Field(default=None, ge=0, description="Seconds.")
     min_speech_share: float | None = Field(default=None, ge=0, le=1)
     min_snr_db: float | None = None
     min_sharpness: float | None = Field(default=None, ge=0)
     quality_ok: bool | None = None
-    age_band: list[Annotated[str, Field(max_length=10)]] = Field(default_factory=list)
-    gender: list[Annotated[str, Field(max_length=30)]] = Field(default_factory=list)
-    region: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$|^not_shared$")]] = Field(
-        default_factory=list
+    age_band: list[Annotated[str, Field(max_length=10)]] = Field(
+        default_factory=list, max_length=20
     )
-    accent: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list)
+    gender: list[Annotated[str, Field(max_length=30)]] = Field(default_factory=list, max_length=20)
+    region: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$|^not_shared$")]] = Field(
+        default_factory=list, max_length=300
+    )
+    accent: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list, max_length=50)
     max_price_minor: int | None = Field(default=None, ge=0)
+
+    def to_query(
+        self, licence: LicenceAsk | None = None, sort: str = "newest"
+    ) -> service.CatalogQuery:
+        return service.CatalogQuery(
+            modalities=tuple(self.modality),
+            languages=tuple(self.language),
+            min_duration=self.min_duration,
+            max_duration=self.max_duration,
+            min_speech_share=self.min_speech_share,
+            min_snr_db=self.min_snr_db,
+            min_sharpness=self.min_sharpness,
+            quality_ok=self.quality_ok,
+            age_bands=tuple(self.age_band),
+            genders=tuple(self.gender),
+            regions=tuple(self.region),
+            accents=tuple(self.accent),
+            max_price_minor=self.max_price_minor,
+            licence=licence,
+            sort=sort,
+        )
+
+
+class CatalogParams(CatalogFilters):
+    """Filters, licence compatibility, sort and page."""
+
     purpose: str | None = Field(
         default=None, max_length=60, description="Only assets whose terms allow this purpose."
     )
@@ -89,26 +119,6 @@ def licence_ask(
         currency=check_currency(currency) if currency else None,
         start=utcnow(),
         assignee=org_iri(request.app.state.settings, org_id) if org_id else None,
-    )
-
-
-def _query(params: CatalogParams, ask: LicenceAsk | None) -> service.CatalogQuery:
-    return service.CatalogQuery(
-        modalities=tuple(params.modality),
-        languages=tuple(params.language),
-        min_duration=params.min_duration,
-        max_duration=params.max_duration,
-        min_speech_share=params.min_speech_share,
-        min_snr_db=params.min_snr_db,
-        min_sharpness=params.min_sharpness,
-        quality_ok=params.quality_ok,
-        age_bands=tuple(params.age_band),
-        genders=tuple(params.gender),
-        regions=tuple(params.region),
-        accents=tuple(params.accent),
-        max_price_minor=params.max_price_minor,
-        licence=ask,
-        sort=params.sort,
     )
 
 
@@ -216,7 +226,7 @@ def search_catalog(
     page = service.search(
         session,
         request.app.state.settings,
-        _query(params, ask),
+        params.to_query(ask, params.sort),
         limit=params.limit,
         cursor=params.cursor,
     )

@@ -40,6 +40,7 @@ from fairtrain.money import to_major
 __all__ = [
     "FACETS",
     "SORTS",
+    "UNITS",
     "CatalogQuery",
     "SearchPage",
     "candidates",
@@ -51,6 +52,7 @@ __all__ = [
     "search",
     "sync_entry",
     "sync_owner",
+    "units_of",
 ]
 
 FACETS = ("modality", "language", "age_band", "gender", "region")
@@ -172,6 +174,32 @@ def refresh_entries(session: Session, *, today: date | None = None, batch: int =
         )
     )
     return done
+
+
+# -- contribution -----------------------------------------------------------------------
+
+# How much of a dataset an asset is, by kind: what royalties are split by and campaigns
+# price per. Minutes of sound or moving picture; one photo; messages of a chat; pages.
+UNITS = {
+    "audio": "minutes",
+    "video": "minutes",
+    "image": "items",
+    "text": "items",
+    "chat": "messages",
+    "document": "pages",
+}
+
+
+def units_of(settings: Settings, entry: CatalogEntry) -> float:
+    """The asset's contribution in its modality's unit (see :data:`UNITS`)."""
+    unit = UNITS.get(entry.modality, "items")
+    if unit == "minutes":
+        return round((entry.duration_seconds or 0.0) / 60.0, 6)
+    if unit == "messages":
+        return float(entry.messages or 1)
+    if unit == "pages":
+        return float(entry.pages or 1)
+    return 1.0
 
 
 # -- terms ------------------------------------------------------------------------------
@@ -313,7 +341,7 @@ def licence_filter(ask: LicenceAsk) -> ColumnElement[bool]:
         entry.permit_mask.op("&")(1 << node.bit) != 0,
         entry.ban_mask.op("&")(wanted) == 0,
         or_(entry.territories.is_(None), entry.territories.like(f"%,{ask.territory.upper()},%")),
-        or_(entry.not_after.is_(None), entry.not_after > ask.end),
+        or_(entry.not_after.is_(None), entry.not_after >= ask.end),
         or_(entry.term_days.is_(None), entry.term_days >= ask.term_days),
     ]
     if ask.currency:

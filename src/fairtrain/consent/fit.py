@@ -85,7 +85,7 @@ def compiled_fit(terms: TermsSummary, ask: LicenceAsk, offered_minor: int | None
         )
     if terms.territories is not None and f",{ask.territory.upper()}," not in terms.territories:
         return Fit(False, "territory_not_permitted", "Its owner does not allow use there.")
-    if terms.not_after is not None and ask.end >= terms.not_after:
+    if terms.not_after is not None and ask.end > terms.not_after:
         return Fit(
             False,
             "terms_end_before_licence",

@@ -19,24 +19,24 @@ Everything here is a pure function of its arguments: no database, no settings.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fairtrain.audit.chain import canonical_json
-from fairtrain.audit.keys import key_id, load_public_key_pem
 from fairtrain.errors import InvalidInput
 from fairtrain.ids import new_id
+from fairtrain.signing import (
+    SignedKind,
+    jws_sha256,
+    sign_document,
+    verify_document,
+    verify_file,
+    verify_jws,
+)
 
 __all__ = [
     "CONTEXT",
@@ -136,51 +136,15 @@ class ReceiptInvalid(InvalidInput):
     default_code = "receipt_invalid"
 
 
-# --- encoding ---------------------------------------------------------------------------
-
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    """Strict base64url without padding: every byte string has exactly one spelling.
-
-    Python's decoder skips foreign characters and ignores the unused low bits of the last
-    character; accepting either would let several JWS strings carry one signature.
-    """
-    if not _BASE64URL.fullmatch(text):
-        raise ValueError("not base64url")
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if _b64(data) != text:
-        raise ValueError("not the canonical base64url spelling")
-    return data
+RECEIPT = SignedKind(
+    typ=JWS_TYPE, noun="receipt", prefix="receipt", field="receipt", error=ReceiptInvalid
+)
 
 
 def _time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("receipt times must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in document:
-            # Two parsers could each pick a different copy; a verifier must not guess.
-            raise _DuplicateKey(f"duplicate key {name!r}")
-        document[name] = value
-    return document
-
-
-def _strict_json(text: str | bytes) -> Any:
-    return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
 
 
 # --- building and signing ---------------------------------------------------------------
@@ -298,14 +262,12 @@ def build_receipt(
 
 def sign_receipt(receipt: dict[str, Any], key: Ed25519PrivateKey) -> str:
     """Compact JWS: ``BASE64URL(header).BASE64URL(JCS(receipt)).BASE64URL(signature)``."""
-    header = {"alg": JWS_ALGORITHM, "typ": JWS_TYPE, "kid": key_id(key.public_key())}
-    signing_input = f"{_b64(canonical_json(header))}.{_b64(canonical_json(receipt))}"
-    return f"{signing_input}.{_b64(key.sign(signing_input.encode('ascii')))}"
+    return sign_document(receipt, key, RECEIPT)
 
 
 def receipt_sha256(jws: str) -> str:
     """What the audit log records: SHA-256 (hex) of the JWS exactly as issued."""
-    return hashlib.sha256(jws.encode("ascii")).hexdigest()
+    return jws_sha256(jws)
 
 
 def receipt_file(receipt: dict[str, Any], jws: str, public_key_id: str) -> dict[str, Any]:
@@ -316,124 +278,15 @@ def receipt_file(receipt: dict[str, Any], jws: str, public_key_id: str) -> dict[
 # --- verifying --------------------------------------------------------------------------
 
 
-def _public_key(public_key_pem: bytes) -> Ed25519PublicKey:
-    try:
-        return load_public_key_pem(public_key_pem)
-    except (ValueError, TypeError) as error:
-        raise ReceiptInvalid(
-            f"The public key is not a PEM Ed25519 public key ({error}).",
-            code="public_key_invalid",
-        ) from None
-
-
-def _split(jws: object) -> tuple[dict[str, Any], bytes, bytes, bytes]:
-    """Header, payload, signature and signing input of a well-formed compact JWS."""
-    if not isinstance(jws, str) or not jws.isascii():
-        raise ReceiptInvalid("The JWS is not an ASCII string.", code="receipt_malformed")
-    parts = jws.split(".")
-    if len(parts) != 3:
-        raise ReceiptInvalid(
-            f"The JWS has {len(parts)} dot-separated part(s); a compact JWS has three.",
-            code="receipt_malformed",
-        )
-    try:
-        header_bytes, payload, signature = (_unb64(part) for part in parts)
-        header = _strict_json(header_bytes)
-    except (ValueError, binascii.Error):
-        raise ReceiptInvalid(
-            "The JWS parts are not strict base64url, or its header is not JSON.",
-            code="receipt_malformed",
-        ) from None
-    if not isinstance(header, dict):
-        raise ReceiptInvalid("The JWS header is not a JSON object.", code="receipt_malformed")
-    return header, payload, signature, f"{parts[0]}.{parts[1]}".encode("ascii")
-
-
 def verify_receipt(jws: str, public_key_pem: bytes) -> dict[str, Any]:
-    """The signed receipt, if ``jws`` is one signed by this key; else :class:`ReceiptInvalid`.
-
-    Checks, in order: the JWS is well formed; ``alg`` is EdDSA (``none``, HMAC and the
-    rest are refused, so a key cannot be misused as a shared secret); ``typ`` says
-    consent receipt; ``kid`` is this key's id; the signature verifies; the payload is a
-    JSON object in RFC 8785 canonical form (what the platform signs).
-    """
-    header, payload, signature, signing_input = _split(jws)
-    if "crit" in header:
-        raise ReceiptInvalid(
-            "The JWS header has critical extensions this verifier does not implement.",
-            code="receipt_malformed",
-        )
-    algorithm = header.get("alg")
-    if algorithm != JWS_ALGORITHM:
-        raise ReceiptInvalid(
-            f"The JWS uses the algorithm {algorithm!r}; only EdDSA (Ed25519) receipts "
-            "are accepted.",
-            code="receipt_algorithm",
-        )
-    if header.get("typ") != JWS_TYPE:
-        raise ReceiptInvalid(
-            f"The JWS type is {header.get('typ')!r}, not {JWS_TYPE!r}: it is not a "
-            "consent receipt.",
-            code="receipt_malformed",
-        )
-    public_key = _public_key(public_key_pem)
-    expected = key_id(public_key)
-    if header.get("kid") != expected:
-        raise ReceiptInvalid(
-            f"The receipt names the signing key {header.get('kid')!r}, but the public key "
-            f"given is {expected}: it was signed with another key.",
-            code="receipt_wrong_key",
-        )
-    try:
-        public_key.verify(signature, signing_input)
-    except InvalidSignature:
-        raise ReceiptInvalid(
-            "The signature does not match: the receipt or its signature was altered.",
-            code="receipt_signature",
-        ) from None
-    try:
-        receipt = _strict_json(payload)
-        canonical = isinstance(receipt, dict) and canonical_json(receipt) == payload
-    except (ValueError, UnicodeDecodeError):  # rfc8785's errors are ValueErrors too
-        canonical = False
-    if not canonical:
-        raise ReceiptInvalid(
-            "The signed payload is not a JSON object in RFC 8785 canonical form.",
-            code="receipt_not_canonical",
-        )
-    assert isinstance(receipt, dict)
-    return receipt
+    """The signed receipt, if ``jws`` is one signed by this key; else :class:`ReceiptInvalid`
+    (see :func:`fairtrain.signing.verify_jws` for the checks)."""
+    return verify_jws(jws, public_key_pem, RECEIPT)
 
 
 def verify_receipt_document(document: object, public_key_pem: bytes) -> dict[str, Any]:
     """Verify a parsed receipt file: the JWS, its key id, and the readable copy."""
-    if not isinstance(document, dict):
-        raise ReceiptInvalid("The receipt file is not a JSON object.", code="receipt_malformed")
-    missing = [name for name in ("receipt", "jws") if name not in document]
-    if missing:
-        raise ReceiptInvalid(
-            f"The receipt file has no {' or '.join(repr(m) for m in missing)}.",
-            code="receipt_malformed",
-        )
-    signed = verify_receipt(document["jws"], public_key_pem)
-    shown = document["receipt"]
-    # Compared as canonical JSON, not as Python values: in Python, true == 1 == 1.0.
-    try:
-        same = isinstance(shown, dict) and canonical_json(shown) == canonical_json(signed)
-    except ValueError:
-        same = False
-    if not same:
-        raise ReceiptInvalid(
-            "The readable receipt in the file differs from the signed one.",
-            code="receipt_mismatch",
-        )
-    stated = document.get("public_key_id")
-    if stated is not None and stated != key_id(_public_key(public_key_pem)):
-        raise ReceiptInvalid(
-            f"The file names the key {stated!r}, not the key that signed the receipt.",
-            code="receipt_wrong_key",
-        )
-    return signed
+    return verify_document(document, public_key_pem, RECEIPT)
 
 
 def verify_receipt_file(path: Path, public_key_pem: bytes) -> dict[str, Any]:
@@ -441,21 +294,4 @@ def verify_receipt_file(path: Path, public_key_pem: bytes) -> dict[str, Any]:
 
     A file that cannot be read or is not JSON raises with the code ``receipt_unreadable``.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ReceiptInvalid(
-            f"The receipt file {path} cannot be read: {error}.", code="receipt_unreadable"
-        ) from None
-    try:
-        document = _strict_json(text)
-    except _DuplicateKey as error:
-        raise ReceiptInvalid(
-            f"The receipt file {path} has a {error}: it is ambiguous.",
-            code="receipt_malformed",
-        ) from None
-    except ValueError as error:
-        raise ReceiptInvalid(
-            f"The receipt file {path} is not JSON: {error}.", code="receipt_unreadable"
-        ) from None
-    return verify_receipt_document(document, public_key_pem)
+    return verify_file(path, public_key_pem, RECEIPT)

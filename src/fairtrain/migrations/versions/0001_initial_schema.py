@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 18:53:39.936398
+Create Date: 2026-12-01 19:11:55.736455
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def upgrade() -> None:
         "campaigns",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("org_id", sa.String(length=40), nullable=False),
-        sa.Column("created_by", sa.String(length=40), nullable=False),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("modality", sa.String(length=20), nullable=False),
@@ -257,9 +257,6 @@ def upgrade() -> None:
         sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("closed_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_campaigns_created_by_users")
-        ),
-        sa.ForeignKeyConstraint(
             ["org_id"], ["organisations.id"], name=op.f("fk_campaigns_org_id_organisations")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
@@ -286,6 +283,40 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_contributor_profiles")),
     )
+    op.create_table(
+        "datasets",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("purpose", sa.String(length=60), nullable=False),
+        sa.Column("territory", sa.String(length=2), nullable=False),
+        sa.Column("term_days", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "selection",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "targets",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("size", sa.Float(), nullable=True),
+        sa.Column("measure", sa.String(length=10), nullable=False),
+        sa.Column("fill_shortfall", sa.Boolean(), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("latest_version_id", sa.String(length=40), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_datasets_org_id_organisations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_datasets")),
+    )
+    with op.batch_alter_table("datasets", schema=None) as batch_op:
+        batch_op.create_index("ix_datasets_org", ["org_id", "created_at"], unique=False)
+
     op.create_table(
         "memberships",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -473,6 +504,46 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "dataset_versions",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("dataset_id", sa.String(length=40), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("content_sha256", sa.String(length=64), nullable=False),
+        sa.Column("parent_id", sa.String(length=40), nullable=True),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("item_count", sa.Integer(), nullable=False),
+        sa.Column("total_units", sa.Float(), nullable=False),
+        sa.Column(
+            "subtotal_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "representation",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "exclusions",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "anonymity",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("superseded_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name=op.f("fk_dataset_versions_dataset_id_datasets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset_versions")),
+        sa.UniqueConstraint("content_sha256", name=op.f("uq_dataset_versions_content_sha256")),
+    )
+    with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
+        batch_op.create_index("ix_dataset_versions_dataset", ["dataset_id", "number"], unique=False)
+
+    op.create_table(
         "duplicate_flags",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("asset_id", sa.String(length=40), nullable=False),
@@ -607,11 +678,89 @@ def upgrade() -> None:
     with op.batch_alter_table("consent_receipts", schema=None) as batch_op:
         batch_op.create_index("ix_consent_receipts_owner", ["owner_id", "issued_at"], unique=False)
 
+    op.create_table(
+        "dataset_exclusions",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("version_id", sa.String(length=40), nullable=False),
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("code", sa.String(length=40), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("rule_path", sa.String(length=120), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["dataset_versions.id"],
+            name=op.f("fk_dataset_exclusions_version_id_dataset_versions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset_exclusions")),
+    )
+    with op.batch_alter_table("dataset_exclusions", schema=None) as batch_op:
+        batch_op.create_index("ix_dataset_exclusions_version", ["version_id", "code"], unique=False)
+
+    op.create_table(
+        "dataset_items",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("version_id", sa.String(length=40), nullable=False),
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_id", sa.String(length=40), nullable=False),
+        sa.Column("policy_id", sa.String(length=40), nullable=False),
+        sa.Column("receipt_sha256", sa.String(length=64), nullable=True),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("units", sa.Float(), nullable=False),
+        sa.Column(
+            "price_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("stratum", sa.String(length=200), nullable=True),
+        sa.Column(
+            "delivered",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_dataset_items_asset_id_assets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_dataset_items_owner_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["policy_id"],
+            ["asset_policies.id"],
+            name=op.f("fk_dataset_items_policy_id_asset_policies"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["dataset_versions.id"],
+            name=op.f("fk_dataset_items_version_id_dataset_versions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset_items")),
+    )
+    with op.batch_alter_table("dataset_items", schema=None) as batch_op:
+        batch_op.create_index("ix_dataset_items_asset", ["asset_id"], unique=False)
+        batch_op.create_index("ix_dataset_items_version", ["version_id", "asset_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("dataset_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_dataset_items_version")
+        batch_op.drop_index("ix_dataset_items_asset")
+
+    op.drop_table("dataset_items")
+    with op.batch_alter_table("dataset_exclusions", schema=None) as batch_op:
+        batch_op.drop_index("ix_dataset_exclusions_version")
+
+    op.drop_table("dataset_exclusions")
     with op.batch_alter_table("consent_receipts", schema=None) as batch_op:
         batch_op.drop_index("ix_consent_receipts_owner")
 
@@ -631,6 +780,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_duplicate_flags_asset_id"))
 
     op.drop_table("duplicate_flags")
+    with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
+        batch_op.drop_index("ix_dataset_versions_dataset")
+
+    op.drop_table("dataset_versions")
     with op.batch_alter_table("campaign_submissions", schema=None) as batch_op:
         batch_op.drop_index("ix_campaign_submissions_owner")
         batch_op.drop_index(batch_op.f("ix_campaign_submissions_campaign_id"))
@@ -665,6 +818,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_memberships_org_id"))
 
     op.drop_table("memberships")
+    with op.batch_alter_table("datasets", schema=None) as batch_op:
+        batch_op.drop_index("ix_datasets_org")
+
+    op.drop_table("datasets")
     op.drop_table("contributor_profiles")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_index("ix_campaigns_state_deadline")
