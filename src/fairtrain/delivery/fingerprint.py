@@ -47,6 +47,7 @@ from fairtrain.delivery.watermark import (
     CandidateScore,
     Detection,
     check_key,
+    combine_log_p_values,
     decide,
     keyed_seed,
     z_tail,
@@ -121,19 +122,6 @@ def _log_binomial_tail(successes: int, trials: int, p: float) -> float:
     ]
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms))
-
-
-def _fisher(log_p_values: Sequence[float]) -> float:
-    """Fisher's combination of independent p-values (given as logs): the combined p."""
-    if not log_p_values:
-        return 1.0
-    half = -sum(log_p_values)  # chi-square statistic / 2, with 2k degrees of freedom
-    k = len(log_p_values)
-    # P(chi2_{2k} >= 2*half) = exp(-half) * sum_{i<k} half^i / i!
-    log_terms = [i * math.log(half) - math.lgamma(i + 1) if half > 0 else 0.0 for i in range(k)]
-    top = max(log_terms)
-    log_p = -half + top + math.log(sum(math.exp(t - top) for t in log_terms))
-    return max(min(1.0, math.exp(log_p)), 1e-300)
 
 
 # --- recordings -----------------------------------------------------------------------
@@ -404,7 +392,7 @@ def _text_score(
     canaries = sum(
         " ".join(c.split()).lower() in seen.folded for c in canary_texts(key, CANARIES_CHECKED)
     )
-    p_value = _fisher(log_p)
+    p_value = combine_log_p_values(log_p)
     if canaries:
         # A 12-word canary drawn from 64**12 sentences does not occur by chance.
         p_value = min(p_value, CANARIES_CHECKED * 64.0**-12)

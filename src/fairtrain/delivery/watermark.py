@@ -40,7 +40,7 @@ import hashlib
 import hmac
 import io
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -62,6 +62,8 @@ __all__ = [
     "CandidateScore",
     "Detection",
     "VideoMarkReport",
+    "check_key",
+    "combine_log_p_values",
     "decide",
     "detect_image",
     "detect_image_array",
@@ -69,6 +71,7 @@ __all__ = [
     "embed_image",
     "embed_image_array",
     "embed_video",
+    "keyed_seed",
     "z_tail",
 ]
 
@@ -150,6 +153,20 @@ def z_tail(z: float, tests: int = 1) -> float:
     """P(max of ``tests`` standard normal scores ≥ z), bounded by Bonferroni; never 0."""
     single = 0.5 * math.erfc(z / math.sqrt(2.0))
     return max(min(1.0, tests * single), 1e-300)
+
+
+def combine_log_p_values(log_p_values: Sequence[float]) -> float:
+    """Fisher's combination of independent p-values, given as natural logs: the combined
+    p-value (chi-square with 2k degrees of freedom, in closed form)."""
+    half = -sum(log_p_values)  # the chi-square statistic over two
+    count = len(log_p_values)
+    if count == 0 or half <= 0:
+        return 1.0
+    # P(chi2_2k >= 2h) = exp(-h) * sum_{i<k} h^i / i!
+    log_terms = [i * math.log(half) - math.lgamma(i + 1) for i in range(count)]
+    top = max(log_terms)
+    log_p = -half + top + math.log(sum(math.exp(t - top) for t in log_terms))
+    return max(min(1.0, math.exp(log_p)), 1e-300)
 
 
 def decide(
