@@ -7,7 +7,7 @@ attributes; it does not prevent copying (see docs/watermark.md).
 How the image mark works (a keyed spread-spectrum watermark in the luminance):
 
 - A licence key seeds a 64×64 noise **tile** whose spectrum is flat in a mid band
-  (0.06–0.25 cycles per canonical pixel) and empty elsewhere. The tile is repeated over a
+  (0.06–0.25 cycles per canonical cell) and empty elsewhere. The tile is repeated over a
   **canonical grid** whose short side is 256 cells, whatever the picture's size, so a
   picture resized to any scale maps onto the same grid.
 - The tiled pattern is stretched to the picture, weighted by local texture (busy areas
@@ -19,7 +19,7 @@ How the image mark works (a keyed spread-spectrum watermark in the luminance):
   the tile (every repetition adds up coherently) and correlated with each candidate's
   tile at every cyclic shift with a phase-only (whitened) correlation. A crop moves the
   tiles (the shift search finds them); a crop of the short side also rescales the grid,
-  so six grid scales (100 % to 90 %) are tried, and the eight 90° rotations and mirror
+  so eleven grid scales (100 % down to 80 %) are tried, and the eight 90° rotations and mirror
   images.
 - The peak's z-score over all shifts is converted to the probability that a picture
   *not* marked for that candidate scores as high anywhere in the search (Bonferroni
@@ -27,9 +27,11 @@ How the image mark works (a keyed spread-spectrum watermark in the luminance):
   probability, multiplied by the number of candidates, is below
   :data:`ATTRIBUTION_P_VALUE` (one in a million).
 
-Videos carry the same mark on every frame (re-encoded with H.264; the audio packets are
-copied untouched); detection folds a sample of frames into one accumulator, so the
-evidence of many frames adds up.
+Videos carry a mark on every frame (re-encoded with H.264; the audio packets are copied
+untouched). It is the same construction with its own tile, in a lower band
+(0.03–0.12) and a little stronger (RMS 3.0), because H.264 wipes out mid-frequency
+texture that does not move with the picture. Detection folds a sample of frames into
+one accumulator, so the evidence of many frames adds up.
 
 Everything here is a pure function of bytes, arrays and paths: no database, no HTTP.
 """
@@ -85,11 +87,25 @@ VIDEO_METHOD = "video_spread_spectrum"
 
 CANONICAL_SIDE = 256
 TILE = 64
-BAND = (0.06, 0.25)  # cycles per canonical cell: survives JPEG 75 and halving, unseen
-MARK_RMS = 2.4  # grey levels; ~40 dB PSNR for the mark alone
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """Where in the spectrum the mark lives and how strong it is."""
+
+    name: bytes
+    band: tuple[float, float]  # cycles per canonical cell
+    rms: float  # grey levels
+
+
+# Pictures: a mid band survives JPEG 75 and halving; RMS 2.4 is ~40 dB PSNR.
+PICTURE = _Profile(b"fairtrain/image-watermark/v1", (0.06, 0.25), 2.4)
+# Video: H.264 smooths mid frequencies away from anything that does not move with the
+# picture, so the video mark sits lower and a little stronger (~38 dB).
+MOVING = _Profile(b"fairtrain/video-watermark/v1", (0.03, 0.12), 3.0)
 JPEG_QUALITY = 95
 # Crops of the short side rescale the canonical grid: try grids this much smaller.
-GRID_SCALES = (1.0, 0.98, 0.96, 0.94, 0.92, 0.90)
+GRID_SCALES = tuple(1.0 - 0.02 * step for step in range(11))  # 100 % down to 80 %
 ORIENTATIONS = 8  # four 90° rotations, each also mirrored
 VIDEO_SAMPLE_FRAMES = 48
 VIDEO_CRF = "18"
@@ -203,27 +219,25 @@ def keyed_seed(key: bytes, purpose: bytes) -> int:
 # --- the keyed pattern ----------------------------------------------------------------
 
 
-def _band_mask() -> NDArray[np.bool_]:
+def _band_mask(band: tuple[float, float]) -> NDArray[np.bool_]:
     fy = np.fft.fftfreq(TILE)[:, None]
     fx = np.fft.rfftfreq(TILE)[None, :]
     radius = np.hypot(fy, fx)
-    return np.asarray((radius >= BAND[0]) & (radius <= BAND[1]))
-
-
-_BAND_MASK = _band_mask()
+    return np.asarray((radius >= band[0]) & (radius <= band[1]))
 
 
 @lru_cache(maxsize=256)
-def _tile(key: bytes) -> tuple[Float32Array, NDArray[np.complex128]]:
+def _tile(key: bytes, profile: _Profile) -> tuple[Float32Array, NDArray[np.complex128]]:
     """The licence's 64×64 tile (unit variance) and its unit-magnitude in-band spectrum."""
-    rng = np.random.default_rng(keyed_seed(key, b"fairtrain/image-watermark/v1"))
-    phases = rng.random(_BAND_MASK.shape)
-    spectrum = np.exp(2j * np.pi * phases) * _BAND_MASK
+    mask = _band_mask(profile.band)
+    rng = np.random.default_rng(keyed_seed(key, profile.name))
+    phases = rng.random(mask.shape)
+    spectrum = np.exp(2j * np.pi * phases) * mask
     tile = np.fft.irfft2(spectrum, s=(TILE, TILE))
     tile /= tile.std()
     # The irfft2 symmetrises the spectrum's edge columns: take the real tile's own spectrum.
     own = np.fft.rfft2(tile)
-    unit = np.where(_BAND_MASK, own / np.maximum(np.abs(own), 1e-12), 0)
+    unit = np.where(mask, own / np.maximum(np.abs(own), 1e-12), 0)
     return tile.astype(np.float32), unit
 
 
@@ -235,8 +249,9 @@ def _canonical_size(height: int, width: int, side: float = CANONICAL_SIDE) -> tu
 class _Marker:
     """The licence's pattern stretched to one picture size (reused for every video frame)."""
 
-    def __init__(self, key: bytes, height: int, width: int) -> None:
-        tile, _ = _tile(key)
+    def __init__(self, key: bytes, height: int, width: int, profile: _Profile) -> None:
+        tile, _ = _tile(key, profile)
+        self.rms = profile.rms
         grid_h, grid_w = _canonical_size(height, width)
         tiled = np.tile(tile, (grid_h // TILE + 1, grid_w // TILE + 1))[:grid_h, :grid_w]
         shrink = width < grid_w
@@ -252,7 +267,7 @@ class _Marker:
         # sqrt keeps flat areas marked (not zero) while busy ones carry more of the energy.
         weighted = self.pattern * np.sqrt(texture + 4.0)
         rms = float(np.sqrt(np.mean(weighted * weighted)))
-        return (weighted * (MARK_RMS / max(rms, 1e-6))).astype(np.float32)
+        return (weighted * (self.rms / max(rms, 1e-6))).astype(np.float32)
 
     def apply(self, pixels: UInt8Array) -> UInt8Array:
         colour = pixels.ndim == 3
@@ -273,7 +288,7 @@ def embed_image_array(pixels: UInt8Array, *, key: bytes) -> UInt8Array:
         )
     if pixels.ndim == 3 and pixels.shape[2] != 3:
         raise InvalidInput("Only RGB pictures can be watermarked.", code="watermark_bad_picture")
-    return _Marker(key, pixels.shape[0], pixels.shape[1]).apply(pixels)
+    return _Marker(key, pixels.shape[0], pixels.shape[1], PICTURE).apply(pixels)
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -376,14 +391,14 @@ class _Accumulator:
     def tests(self) -> int:
         return TILE * TILE * len(GRID_SCALES) * ORIENTATIONS
 
-    def scores(self, candidates: Mapping[str, bytes]) -> list[CandidateScore]:
+    def scores(self, candidates: Mapping[str, bytes], profile: _Profile) -> list[CandidateScore]:
         whitened = []
         for fold in self.folds:
             spectrum = np.fft.rfft2(fold)
             whitened.append(spectrum / np.maximum(np.abs(spectrum), 1e-12))
         scores: list[CandidateScore] = []
         for licence_id, key in candidates.items():
-            _, unit = _tile(key)
+            _, unit = _tile(key, profile)
             best = -math.inf
             for spectrum in whitened:
                 surface = np.fft.irfft2(spectrum * np.conj(unit), s=(TILE, TILE))
@@ -409,7 +424,7 @@ def detect_image_array(pixels: UInt8Array, candidates: Mapping[str, bytes]) -> D
     accumulator.add(_luma(pixels))
     return decide(
         IMAGE_METHOD,
-        accumulator.scores(candidates),
+        accumulator.scores(candidates, PICTURE),
         details={"width": int(pixels.shape[1]), "height": int(pixels.shape[0])},
     )
 
@@ -489,7 +504,7 @@ def embed_video(path_in: Path, path_out: Path, *, key: bytes) -> VideoMarkReport
                     format="fltp", layout=out_audio.layout, rate=audio_rate
                 )
                 audio_state = "re-encoded"
-        marker = _Marker(key, height, width)
+        marker = _Marker(key, height, width, MOVING)
         streams = [in_video] + ([in_audio] if in_audio is not None else [])
         for packet in source.demux(*streams):
             if packet.stream is in_audio and audio_state == "copied":
@@ -538,6 +553,6 @@ def detect_video(
         return decide(VIDEO_METHOD, [], details={"frames_analysed": 0})
     return decide(
         VIDEO_METHOD,
-        accumulator.scores(candidates),
+        accumulator.scores(candidates, MOVING),
         details={"frames_analysed": accumulator.frames},
     )
