@@ -7,8 +7,9 @@ survives and what it does not is stated here and measured in docs/watermark.md:
 - **Recordings** (:func:`mark_audio`): a keyed noise sequence, one second long and
   repeated, added 21 dB below the recording and shaped to its spectrum frame by frame
   (so it hides under the voice, and is silent in silence). Detection resamples to
-  16 kHz, folds modulo one second and correlates at every offset, so resampling and
-  trimming do not matter; MP3 and Opus re-encoding weaken it. Speed or pitch changes,
+  16 kHz, folds modulo one second and correlates at every offset (over the whole band
+  and over its telephone part alone), so resampling and trimming do not matter; MP3
+  and Opus re-encoding weaken it. Speed or pitch changes,
   time stretching and heavy noise reduction destroy it. It needs a few seconds of
   sound: about 5 s of speech for a confident attribution.
 - **Text** (:func:`mark_text`): three channels of meaning-preserving variants, each
@@ -77,6 +78,9 @@ SHARD_METHOD = "shard_assignment"
 AUDIO_RATE = 16_000  # detection rate; the mark lives in 150–7000 Hz, below its Nyquist
 AUDIO_TILE_SECONDS = 1
 AUDIO_BAND = (150.0, 7000.0)
+# Telephone-band copies (8 kHz) and low-bitrate Opus keep only the lower part: detection
+# also scores that part alone, so the lost upper bins do not dilute the evidence.
+_DETECTION_TOPS = (7000.0, 3800.0)
 AUDIO_MARK_DB = -21.0  # mark level relative to the recording, per time-frequency cell
 _FRAME = 1024
 _HOP = _FRAME // 2
@@ -240,12 +244,17 @@ def detect_audio(samples: Float32Array, rate: int, candidates: Mapping[str, byte
     folded = np.bincount(np.arange(mono.size) % period, weights=levelled, minlength=period)
     spectrum = np.fft.rfft(folded)
     whitened = spectrum / np.maximum(np.abs(spectrum), 1e-12)
+    frequencies = np.arange(whitened.size) / AUDIO_TILE_SECONDS
     scores = []
     for licence_id, key in candidates.items():
-        surface = np.fft.irfft(whitened * np.conj(_audio_spectrum(key)), period)
-        spread = float(surface.std())
-        z = float((surface.max() - surface.mean()) / spread) if spread > 0 else 0.0
-        scores.append(CandidateScore(licence_id, z, z_tail(z, period)))
+        pattern = np.conj(_audio_spectrum(key))
+        best = 0.0
+        for top in _DETECTION_TOPS:
+            surface = np.fft.irfft(whitened * pattern * (frequencies <= top), period)
+            spread = float(surface.std())
+            if spread > 0:
+                best = max(best, float((surface.max() - surface.mean()) / spread))
+        scores.append(CandidateScore(licence_id, best, z_tail(best, period * len(_DETECTION_TOPS))))
     return decide(AUDIO_METHOD, scores, details=details)
 
 
