@@ -255,7 +255,7 @@ def test_video_survives_a_smaller_lower_quality_reencode(
     assert detect_video(leaked, licence_keys(3, salt=9)).licence_id is None
 
 
-def test_documented_limit_a_heavy_reencode_removes_the_video_mark(
+def test_documented_limits_a_heavy_reencode_removes_the_video_mark(
     marked_video: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, marked = marked_video
