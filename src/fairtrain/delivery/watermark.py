@@ -136,10 +136,10 @@ class CandidateScore:
 class Detection:
     """Which candidate licence a file carries the mark of, if any, and how sure that is.
 
-    ``p_value`` is the probability of a false attribution: that an unmarked file, or one
-    marked for a licence that is not among the candidates' winner, would score as high
-    as the best candidate did for *some* candidate (Bonferroni over the candidates).
-    ``licence_id`` is set only when it is below ``ATTRIBUTION_P_VALUE``.
+    ``p_value`` is the probability of a false attribution: that a file not marked for
+    any of the candidates (unmarked, or marked for another licence) would score as high
+    as the best candidate did, for some candidate (Bonferroni over the candidates).
+    ``licence_id`` is set only when it is at most ``ATTRIBUTION_P_VALUE``.
     """
 
     method: str
@@ -303,9 +303,10 @@ def _decode(data: bytes) -> Image.Image:
 def embed_image(data: bytes, *, key: bytes, media_type: str) -> bytes:
     """Mark an encoded picture and re-encode it in the same format.
 
-    JPEG and lossy WebP are written at quality 95, PNG losslessly. Grey pictures stay
-    grey and an alpha channel is kept as it is; metadata is not carried over (delivered
-    pictures have none: redaction removed it). 16-bit pictures become 8-bit.
+    JPEG and lossy WebP are written at quality 95, PNG and lossless WebP losslessly.
+    Grey pictures stay grey and an alpha channel is kept as it is; metadata is not
+    carried over (delivered pictures have none: redaction removed it). 16-bit pictures
+    become 8-bit.
     """
     check_key(key)
     if media_type not in IMAGE_MEDIA_TYPES:
@@ -326,7 +327,8 @@ def embed_image(data: bytes, *, key: bytes, media_type: str) -> bytes:
     if media_type == "image/png":
         marked.save(out, format="PNG")
     elif media_type == "image/webp":
-        lossless = bool(image.info.get("lossless"))
+        # A lossless WebP (VP8L chunk) stays lossless; a lossy one is written at 95.
+        lossless = data[12:16] == b"VP8L"
         marked.save(out, format="WEBP", quality=JPEG_QUALITY, lossless=lossless)
     else:
         marked.convert("L" if grey else "RGB").save(out, format="JPEG", quality=JPEG_QUALITY)

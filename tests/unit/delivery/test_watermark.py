@@ -137,11 +137,16 @@ def test_png_stays_lossless_grey_stays_grey_and_alpha_is_kept() -> None:
         assert detect_image(marked_grey, KEYS).licence_id == "lic_0_3"
 
 
-def test_webp_round_trip() -> None:
+def test_webp_round_trip_keeps_lossy_or_lossless() -> None:
     webp = encoded(photo("astronaut.png"), "WEBP", quality=90)
     marked = embed_image(webp, key=KEYS["lic_0_1"], media_type="image/webp")
-    assert marked[8:12] == b"WEBP"
+    assert marked[8:16] == b"WEBPVP8 "
     assert detect_image(halve_then_jpeg75(marked), KEYS).licence_id == "lic_0_1"
+    lossless = encoded(photo("chelsea.png"), "WEBP", lossless=True)
+    assert lossless[12:16] == b"VP8L"
+    marked_lossless = embed_image(lossless, key=KEYS["lic_0_2"], media_type="image/webp")
+    assert marked_lossless[12:16] == b"VP8L"
+    assert detect_image(marked_lossless, KEYS).licence_id == "lic_0_2"
 
 
 def test_refusals() -> None:
