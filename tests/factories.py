@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from fairtrain.accounts import service as accounts
+from fairtrain.accounts.models import UserKind
+from fairtrain.accounts.passwords import PasswordPolicy
 
 __all__ = [
     "STRONG_PASSWORD",
@@ -16,6 +21,7 @@ __all__ = [
     "share_profile",
     "sign_up_buyer",
     "sign_up_contributor",
+    "sign_up_staff",
 ]
 
 STRONG_PASSWORD = "quartz-lantern-orbit-meadow-41"
@@ -129,3 +135,19 @@ def share_profile(owner: Actor, **fields: object) -> None:
     body = {"share_age_band": False, "share_region": False, "languages": []} | fields
     response = owner.client.put("/api/v1/me/profile", json=body, headers=owner.headers())
     assert response.status_code == 200, response.text
+
+
+def sign_up_staff(client: TestClient, db: Session, passwords: PasswordPolicy, kind: str) -> Actor:
+    """An operator or auditor (made as the CLI makes them), logged in."""
+    email = unique_email(kind)
+    accounts.create_staff_user(
+        db,
+        passwords,
+        kind=UserKind(kind),
+        email=email,
+        password=STRONG_PASSWORD,
+        display_name=f"{kind.title()} {secrets.token_hex(2)}",
+        actor="system:test",
+    )
+    db.commit()
+    return login(client, email)

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     k_anonymity: int = 5
     platform_fee_bps: int = 2000  # 20.00 % of each sale goes to the platform.
     minimum_price_minor: int = 1
+    quote_ttl_seconds: int = Field(default=86400, ge=60, description="How long a quote holds.")
+    payment_terms_days: int = Field(default=14, ge=1, description="An invoice is due after.")
+    deletion_deadline_days: int = Field(
+        default=30, ge=1, description="Buyers delete withdrawn items within this many days."
+    )
 
     @property
     def is_relaxed(self) -> bool:

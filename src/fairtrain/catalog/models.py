@@ -78,6 +78,7 @@ class CatalogEntry(Base):
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     exclusive: Mapped[bool] = mapped_column(Boolean)
     exact: Mapped[bool] = mapped_column(Boolean)
+    rules: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

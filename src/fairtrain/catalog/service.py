@@ -132,6 +132,7 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
     entry.currency = record.currency
     entry.exclusive = record.exclusive
     entry.exact = record.exact
+    entry.rules = list(record.rules or [])
     entry.listed_at = asset.listed_at or utcnow()
     entry.synced_at = utcnow()
     if existing is None:
@@ -214,6 +215,7 @@ def entry_terms(entry: CatalogEntry) -> TermsSummary:
         term_days=entry.term_days,
         price_minor=entry.price_minor,
         currency=entry.currency,
+        rules=tuple((str(p), str(k), int(m)) for p, k, m in entry.rules or ()),
     )
 
 
@@ -236,33 +238,25 @@ def decide(
     ask: LicenceAsk,
     *,
     offered_minor: int | None = None,
-    explain: bool = False,
 ) -> Fit:
-    """Does this listed asset's current terms allow the licence ``ask``?
+    """Does this listed asset's current terms allow the licence ``ask``, and if not, why
+    (code, sentence, deciding rule)?
 
     ``offered_minor`` is what the licence would pay for the asset (default: its asking
-    price). ``explain`` asks the full policy for the deciding rule even when the compiled
-    form is exact.
+    price). Exact terms are decided from the compiled columns; the rest by the evaluator.
     """
-    price = entry.price_minor if offered_minor is None else offered_minor
-    if entry.exact and not explain:
+    if entry.exact:
         return compiled_fit(entry_terms(entry), ask, offered_minor)
+    price = entry.price_minor if offered_minor is None else offered_minor
     currency = ask.currency or entry.currency
     offered = None if price is None or currency is None else to_major(price, currency)
-    fit = policy_fit(
+    return policy_fit(
         policy_for(session, entry.policy_id),
         ask,
         target=asset_iri(settings, entry.asset_id),
         offered=offered,
         currency=currency,
     )
-    if fit.ok or not entry.exact:
-        return fit
-    # Exact terms: the compiled check gives the specific code; the policy names the rule.
-    compiled = compiled_fit(entry_terms(entry), ask, offered_minor)
-    if compiled.ok:
-        return fit
-    return Fit(False, compiled.code, compiled.reason, fit.rule_path)
 
 
 # -- searching --------------------------------------------------------------------------

@@ -38,6 +38,9 @@ class Compiled:
     exclusive: bool
     sublicensing: bool
     exact: bool  # the compiled form decides exactly like the evaluator
+    # (path, kind, purpose mask) of each simple rule, so a refusal can name the rule
+    # that decided it without reading the document again.
+    rules: tuple[tuple[str, str, int], ...] = ()
 
     def territories_text(self) -> str | None:
         """ ",DE,FR," for a LIKE '%,DE,%' match; None means anywhere."""
@@ -120,7 +123,8 @@ def compile_policy(policy: Policy) -> Compiled:
     price: Decimal | None = None
     currency: str | None = None
     shapes: set[tuple[object, ...]] = set()
-    for rule in policy.permissions:
+    rules: list[tuple[str, str, int]] = []
+    for index, rule in enumerate(policy.permissions):
         if not any(a in ("use", "read", "reproduce", "derive") for a in rule.actions):
             continue  # e.g. a grantUse-only permission (sublicensing): a flag, below
         plain = _simple_constraints(rule)
@@ -133,6 +137,7 @@ def compile_policy(policy: Policy) -> Compiled:
         rule_price, rule_currency, ok_p = _price(rule)
         exact = exact and ok_t and ok_e and ok_p
         permitted |= named
+        rules.append((f"permission[{index}]", "permission", _closure(named)))
         territories, not_after, term_days = rule_territories, rule_end, rule_days
         price, currency = rule_price, rule_currency
         # Several permissions with different conditions cannot share one set of columns.
@@ -140,7 +145,7 @@ def compile_policy(policy: Policy) -> Compiled:
     if len(shapes) > 1:
         exact = False
     banned: set[str] = set()
-    for rule in policy.prohibitions:
+    for index, rule in enumerate(policy.prohibitions):
         plain = _simple_constraints(rule)
         named = _purposes_of(plain) if plain is not None else None
         only_purpose = plain is not None and all(c.left == "purpose" for c in plain)
@@ -148,6 +153,7 @@ def compile_policy(policy: Policy) -> Compiled:
             exact = False
             continue
         banned |= named
+        rules.append((f"prohibition[{index}]", "prohibition", _closure(named)))
     return Compiled(
         permit_mask=_closure(permitted),
         ban_mask=_closure(banned),
@@ -159,6 +165,7 @@ def compile_policy(policy: Policy) -> Compiled:
         exclusive=policy.exclusive,
         sublicensing=policy.sublicensing,
         exact=exact,
+        rules=tuple(rules),
     )
 
 

@@ -55,6 +55,7 @@ class TermsSummary:
     term_days: int | None
     price_minor: int | None
     currency: str | None
+    rules: tuple[tuple[str, str, int], ...] = ()  # (path, kind, mask): see consent.compile
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,43 +70,66 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
+def _rule(terms: TermsSummary, kind: str, mask: int) -> str | None:
+    """The first rule of ``kind`` whose purposes meet ``mask``: the one that decided."""
+    return next((path for path, k, m in terms.rules if k == kind and m & mask), None)
+
+
 def compiled_fit(terms: TermsSummary, ask: LicenceAsk, offered_minor: int | None = None) -> Fit:
-    """The decision from the compiled columns (exact when the policy's ``exact`` is set).
+    """The decision from the compiled columns (exact when the policy's ``exact`` is set),
+    naming the deciding rule when the summary carries the rules' masks.
 
     ``offered_minor`` is what the licence pays for the asset; None means its asking price.
     """
     node = purposes.PURPOSES[ask.purpose]
+    wanted = purposes.mask_of(purposes.descendants(ask.purpose))
     if not terms.permit_mask >> node.bit & 1:
-        return Fit(False, "purpose_not_permitted", f"Its owner does not allow use {node.words}.")
-    if terms.ban_mask & purposes.mask_of(purposes.descendants(ask.purpose)):
+        # The closest rule: the permission that allows other purposes, not this one.
+        closest = next((path for path, kind, _ in terms.rules if kind == "permission"), None)
+        return Fit(
+            False,
+            "purpose_not_permitted",
+            f"Its owner does not allow use {node.words}.",
+            closest,
+        )
+    if terms.ban_mask & wanted:
         return Fit(
             False,
             "purpose_prohibited",
             f"Its owner prohibits a use that '{node.label}' would include.",
+            _rule(terms, "prohibition", wanted),
         )
+    permission = _rule(terms, "permission", 1 << node.bit)
     if terms.territories is not None and f",{ask.territory.upper()}," not in terms.territories:
-        return Fit(False, "territory_not_permitted", "Its owner does not allow use there.")
+        return Fit(
+            False, "territory_not_permitted", "Its owner does not allow use there.", permission
+        )
     if terms.not_after is not None and ask.end > terms.not_after:
         return Fit(
             False,
             "terms_end_before_licence",
             f"Its owner's terms end on {_day(terms.not_after)}, before this licence would.",
+            permission,
         )
     if terms.term_days is not None and ask.term_days > terms.term_days:
         return Fit(
             False,
             "term_too_long",
             f"Its owner allows licences of at most {terms.term_days} days.",
+            permission,
         )
     if ask.currency and terms.price_minor is not None and terms.currency != ask.currency:
         return Fit(
             False,
             "currency_mismatch",
             f"It is priced in {terms.currency}; this licence is in {ask.currency}.",
+            permission,
         )
     below = offered_minor is not None and offered_minor < (terms.price_minor or 0)
     if below:
-        return Fit(False, "price_too_low", "The price offered is below its owner's price.")
+        return Fit(
+            False, "price_too_low", "The price offered is below its owner's price.", permission
+        )
     return Fit(True)
 
 

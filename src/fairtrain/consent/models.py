@@ -44,6 +44,8 @@ class AssetPolicy(Base):
     exclusive: Mapped[bool]
     sublicensing: Mapped[bool]
     exact: Mapped[bool]  # False: evaluate the document in full after a compiled query
+    # [path, kind, purpose mask] of each simple rule: names the deciding rule (compile).
+    rules: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -234,6 +234,7 @@ def set_policy(
         exclusive=compiled.exclusive,
         sublicensing=compiled.sublicensing,
         exact=compiled.exact,
+        rules=[list(rule) for rule in compiled.rules],
         created_at=now,
     )
     session.add(record)

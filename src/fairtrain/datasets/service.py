@@ -333,10 +333,6 @@ def build_version(
             continue
         fit = catalog.decide(session, settings, entry, ask, offered_minor=offered)
         if not fit.ok:
-            if entry.exact:  # the compiled answer is right; ask the policy for the rule
-                fit = catalog.decide(
-                    session, settings, entry, ask, offered_minor=offered, explain=True
-                )
             excluded.append(
                 _Excluded(
                     entry.asset_id, fit.code or "terms_not_met", fit.reason or "", fit.rule_path

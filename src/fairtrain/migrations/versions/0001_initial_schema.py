@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 19:11:55.736455
+Create Date: 2026-12-01 19:31:56.625936
 """
 
 from __future__ import annotations
@@ -450,6 +450,11 @@ def upgrade() -> None:
         sa.Column("exclusive", sa.Boolean(), nullable=False),
         sa.Column("sublicensing", sa.Boolean(), nullable=False),
         sa.Column("exact", sa.Boolean(), nullable=False),
+        sa.Column(
+            "rules",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("superseded_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -624,6 +629,11 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("exclusive", sa.Boolean(), nullable=False),
         sa.Column("exact", sa.Boolean(), nullable=False),
+        sa.Column(
+            "rules",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("listed_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("synced_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
