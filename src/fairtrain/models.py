@@ -8,6 +8,7 @@ from fairtrain.consent import models as consent_models
 from fairtrain.db import Base
 from fairtrain.ingest import models as ingest_models
 from fairtrain.jobs import models as jobs_models
+from fairtrain.ledger import models as ledger_models
 from fairtrain.vault import models as vault_models
 
 __all__ = ["Base", "metadata"]
@@ -19,6 +20,7 @@ _DOMAIN_MODELS = (
     consent_models,
     ingest_models,
     jobs_models,
+    ledger_models,
     vault_models,
 )
 
