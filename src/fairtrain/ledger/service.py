@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
 
 from fairtrain.accounts.models import Organisation, User, UserKind
 from fairtrain.audit.service import append_event
@@ -237,26 +238,41 @@ def _lines_sha256(lines: Iterable[Line]) -> str:
     return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
+def _insert_or_skip(session: Session, model: type[Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for this session's database (both have it)."""
+    dialect_insert = pg_insert if is_postgres(session) else sqlite_insert
+    return dialect_insert(model)
+
+
 def _ensure_accounts(session: Session, codes: set[str]) -> None:
-    existing = set(session.scalars(select(LedgerAccount.code).where(LedgerAccount.code.in_(codes))))
-    for code in sorted(codes - existing):
+    # One statement, in code order: a concurrent first use of the same account waits for
+    # the other transaction and then skips the row it wrote (sorted, so two transactions
+    # opening several accounts cannot deadlock on each other).
+    # Nearly always every account exists already: look first (one cached query), write
+    # only what is missing.
+    missing = codes - set(
+        session.scalars(select(LedgerAccount.code).where(LedgerAccount.code.in_(codes)))
+    )
+    if not missing:
+        return
+    now = utcnow()
+    rows = []
+    for code in sorted(missing):
         category, party = _split_code(code)
-        try:
-            # Another transaction may be opening the same account right now: on conflict
-            # its row is the one we use.
-            with session.begin_nested():
-                session.add(
-                    LedgerAccount(
-                        code=code,
-                        kind=_CHART[category],
-                        category=category,
-                        party_id=party,
-                        created_at=utcnow(),
-                    )
-                )
-        except IntegrityError:
-            if session.get(LedgerAccount, code) is None:
-                raise
+        rows.append(
+            {
+                "code": code,
+                "kind": _CHART[category].value,
+                "category": category,
+                "party_id": party,
+                "created_at": now,
+            }
+        )
+    session.execute(
+        _insert_or_skip(session, LedgerAccount)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["code"])
+    )
 
 
 # -- posting -------------------------------------------------------------------------------
@@ -307,35 +323,35 @@ def _post(
         _check_text(reference, name="reference", limit=_MAX_REFERENCE_LENGTH)
     checked = _checked_lines(lines)
     digest = _lines_sha256(checked)
-    existing = _entry_by_key(session, idempotency_key)
-    if existing is not None:
-        return _retry_of(existing, kind, digest), False
     _ensure_accounts(session, {line.account for line in checked})
-    entry = JournalEntry(
-        id=new_id("jrn"),
-        idempotency_key=idempotency_key,
-        kind=kind,
-        description=description[:300],
-        reference=reference,
-        reverses_id=reverses_id,
-        lines_sha256=digest,
-        actor=actor,
-        posted_at=utcnow(),
-    )
-    try:
-        with session.begin_nested():
-            session.add(entry)
-            session.flush()
-    except IntegrityError:
-        # A concurrent posting with this key committed first (its INSERT held ours back
-        # until then): it is the entry, provided its lines are these.
-        raced = _entry_by_key(session, idempotency_key)
-        if raced is None:
-            raise
-        return _retry_of(raced, kind, digest), False
-    # Core INSERT for the lines: an entry of a sale has one line per contributor.
+    # The key's unique index decides: when a concurrent posting holds the same key, this
+    # INSERT waits for it to commit and then inserts nothing; the committed entry is then
+    # the answer, provided its lines are these.
+    entry = session.scalars(
+        _insert_or_skip(session, JournalEntry)
+        .values(
+            id=new_id("jrn"),
+            idempotency_key=idempotency_key,
+            kind=kind.value,
+            description=description[:300],
+            reference=reference,
+            reverses_id=reverses_id,
+            lines_sha256=digest,
+            actor=actor,
+            posted_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(JournalEntry)
+    ).first()
+    if entry is None:
+        existing = _entry_by_key(session, idempotency_key)
+        # Only the key's index is named in ON CONFLICT: any other violation raises.
+        assert existing is not None
+        return _retry_of(existing, kind, digest), False
+    # One multi-row INSERT for the lines (RETURNING makes SQLAlchemy batch them into one
+    # statement instead of one per line): a sale has a line per contributor.
     session.execute(
-        insert(JournalLine),
+        insert(JournalLine).returning(JournalLine.id),
         [
             {
                 "entry_id": entry.id,
@@ -484,34 +500,46 @@ def record_invoice(
     total = _check_amount(total_minor, name="total_minor")
     if session.get(Organisation, org_id) is None:
         raise NotFound("No such organisation.", code="org_not_found")
-    existing = _entry_by_key(session, _invoice_key(order_id))
-    if existing is not None and _reversal_of(session, existing.id) is not None:
-        raise Conflict(
-            f"The invoice of order {order_id} was cancelled; a new invoice needs a new order.",
-            code="invoice_cancelled",
-        )
-    return post_entry(
+    entry, posted = _post(
         session,
         idempotency_key=_invoice_key(order_id),
         kind=EntryKind.INVOICE,
         description=f"Invoice for licence order {order_id}",
-        lines=[
-            debit(buyer_receivable(org_id), currency, total),
-            credit(UNEARNED_REVENUE, currency, total),
-        ],
+        lines=_invoice_lines(org_id, currency, total),
         actor=actor,
         reference=order_id,
     )
+    if not posted and _reversal_of(session, entry.id) is not None:
+        raise Conflict(
+            f"The invoice of order {order_id} was cancelled; a new invoice needs a new order.",
+            code="invoice_cancelled",
+        )
+    return entry
+
+
+def _invoice_lines(org_id: str, currency: str, total: int) -> list[Line]:
+    return [
+        debit(buyer_receivable(org_id), currency, total),
+        credit(UNEARNED_REVENUE, currency, total),
+    ]
 
 
 def _open_invoice(session: Session, order_id: str) -> JournalEntry:
     # FOR UPDATE on PostgreSQL: a payment and a cancellation of one invoice serialise
     # here, so an invoice is never both paid and cancelled. (SQLite's BEGIN IMMEDIATE
-    # already serialises writers.)
-    invoice = _entry_by_key(session, _invoice_key(order_id), for_update=True)
-    if invoice is None:
+    # already serialises writers.) Its reversal, if any, comes in the same query.
+    reversal = aliased(JournalEntry)
+    found = session.execute(
+        select(JournalEntry, reversal.id)
+        .outerjoin(reversal, reversal.reverses_id == JournalEntry.id)
+        .where(JournalEntry.idempotency_key == _invoice_key(order_id))
+        .with_for_update(of=JournalEntry)
+    ).first()
+    if found is None:
         raise NotFound(f"No invoice was recorded for order {order_id}.", code="invoice_not_found")
-    if _reversal_of(session, invoice.id) is not None:
+    invoice: JournalEntry = found[0]
+    reversal_id: str | None = found[1]  # the outer join's side: None when not reversed
+    if reversal_id is not None:
         raise Conflict(f"The invoice of order {order_id} was cancelled.", code="invoice_cancelled")
     return invoice
 
@@ -552,8 +580,8 @@ def record_payment(
         )
     _check_contributors(session, shares)
     invoice = _open_invoice(session, order_id)
-    invoiced = entry_lines(session, invoice.id)
-    if debit(buyer_receivable(org_id), currency, total) not in invoiced:
+    # The invoice's lines are known from what it must have been: compare their digest.
+    if invoice.lines_sha256 != _lines_sha256(_invoice_lines(org_id, currency, total)):
         raise Conflict(
             f"This payment does not match the invoice of order {order_id} (organisation, "
             "currency or total differ).",
