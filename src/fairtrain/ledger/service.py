@@ -5,9 +5,10 @@ silent FX), any line that is not a positive whole number of minor units on exact
 side, and accounts outside the chart. Every entry carries a unique ``idempotency_key``:
 posting the same key again with the same lines returns the entry already posted (a
 retried request never pays twice); the same key with other lines is
-``idempotency_key_reused``. The key is unique in the database too: when two transactions
-race with one key, the second one's INSERT waits for the first, fails on the constraint
-inside a savepoint, and returns the committed entry. Each posting appends
+``idempotency_key_reused``. The key is unique in the database too, and the entry is
+written with ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``: when two transactions
+race with one key, the second one's INSERT waits for the first to commit, inserts
+nothing, and the committed entry is returned. Each posting appends
 ``ledger.entry_posted`` to the audit log in the same transaction.
 
 **Chart of accounts** (created on first use)::
