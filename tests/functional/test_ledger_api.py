@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import secrets
 import xml.etree.ElementTree as ET
 from decimal import Decimal
@@ -34,6 +35,7 @@ from fairtrain.audit.service import verify_stored_chain
 from fairtrain.ledger import service as ledger
 from fairtrain.ledger.models import JournalEntry, PayoutBatch, PayoutDetails
 from fairtrain.ledger.payouts import PAIN001_NAMESPACE
+from fairtrain.logs import JsonFormatter
 
 IBAN = "DE89370400440532013000"
 OTHER_IBAN = "FR1420041010050500013M02606"
@@ -135,7 +137,10 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 # -- contributors --------------------------------------------------------------------------
 
 
-def test_payout_details_are_checked_and_shown_masked(ada: Actor, db: Session) -> None:
+def test_payout_details_are_checked_and_shown_masked(
+    ada: Actor, db: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     missing = ada.client.get("/api/v1/me/payout-details")
     assert_problem(missing, 404, "payout_details_not_found")
 
@@ -150,6 +155,14 @@ def test_payout_details_are_checked_and_shown_masked(ada: Actor, db: Session) ->
     assert shown.status_code == 200
     assert IBAN not in shown.text and "0532" not in shown.text
     assert shown.json()["iban_masked"] == saved.json()["iban_masked"]
+    # Neither the logs nor the audit log ever carry the account number.
+    assert caplog.records, "expected access log records"
+    logged = "\n".join(JsonFormatter().format(record) for record in caplog.records)
+    events = db.scalars(
+        select(AuditEvent.payload).where(AuditEvent.subject == f"user:{ada.user_id}")
+    )
+    for text in (logged, repr(list(events))):
+        assert "370400440532013000" not in text and "3704 0044" not in text
     assert verify_stored_chain(db) == (True, None, None)
 
 
