@@ -125,6 +125,7 @@ _PARTY_CATEGORIES = frozenset({_BUYER_RECEIVABLE, _CONTRIBUTOR_PAYABLE})
 MAX_LINE_MINOR = 10**15
 _MAX_KEY_LENGTH = 200
 _MAX_REFERENCE_LENGTH = 80
+_MAX_PARTY_LENGTH = 60  # ledger_accounts.party_id
 # Arbitrary constant naming the payout-batch advisory lock on PostgreSQL (plus currency).
 _PAYOUT_LOCK_BASE = 0x66745F706179
 
@@ -164,14 +165,14 @@ def contributor_payable(user_id: str) -> str:
 
 def _split_code(code: str) -> tuple[str, str | None]:
     category, colon, party = code.partition(":") if isinstance(code, str) else ("", "", "")
-    kind = _CHART.get(category)
-    if kind is None or (category in _PARTY_CATEGORIES) != bool(colon and party):
-        raise InvalidInput(
-            f"{code!r} is not an account of the ledger's chart.",
-            code="unknown_account",
-            pointer="/account",
-        )
-    if len(code) > 120 or ":" in party:
+    well_formed = (
+        category in _CHART
+        # Party accounts name their party; the others name none.
+        and (category in _PARTY_CATEGORIES) == bool(colon and party)
+        and ":" not in party
+        and len(party) <= _MAX_PARTY_LENGTH
+    )
+    if not well_formed:
         raise InvalidInput(
             f"{code!r} is not an account of the ledger's chart.",
             code="unknown_account",
@@ -246,11 +247,10 @@ def _insert_or_skip(session: Session, model: type[Any]) -> Any:
 
 
 def _ensure_accounts(session: Session, codes: set[str]) -> None:
-    # One statement, in code order: a concurrent first use of the same account waits for
-    # the other transaction and then skips the row it wrote (sorted, so two transactions
-    # opening several accounts cannot deadlock on each other).
-    # Nearly always every account exists already: look first (one cached query), write
-    # only what is missing.
+    # Nearly always every account exists already: look first (one cached query), then
+    # write what is missing in one statement, in code order. A concurrent first use of
+    # the same account waits for the other transaction and skips the row it wrote; the
+    # order means two transactions opening several accounts cannot deadlock.
     missing = codes - set(
         session.scalars(select(LedgerAccount.code).where(LedgerAccount.code.in_(codes)))
     )
@@ -439,6 +439,13 @@ def reverse_entry(session: Session, entry_id: str, *, actor: str, reason: str) -
         raise Conflict(
             "A reversal is not reversed; post the original entry again under a new key.",
             code="reversal_not_reversible",
+        )
+    if original.kind in (EntryKind.PAYOUT_BATCH, EntryKind.PAYOUT_PAID):
+        # A payout batch's state lives beside its entries; undoing one alone would leave
+        # a batch marked sent or paid whose money was booked back.
+        raise Conflict(
+            "Payout entries are not reversed on their own; the payout batch owns them.",
+            code="entry_not_reversible",
         )
     mirrored = [
         Line(line.account, line.currency, line.credit_minor, line.debit_minor)

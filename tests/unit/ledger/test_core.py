@@ -144,6 +144,10 @@ def test_several_currencies_balance_each_on_its_own(db: Session) -> None:
             [debit("contributor_payable:a:b", "EUR", 1), credit(BANK, "EUR", 1)],
             "unknown_account",
         ),
+        (
+            [debit("contributor_payable:" + "u" * 61, "EUR", 1), credit(BANK, "EUR", 1)],
+            "unknown_account",
+        ),
     ],
 )
 def test_bad_entries_are_refused_and_nothing_is_written(

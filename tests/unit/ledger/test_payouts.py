@@ -422,6 +422,10 @@ def test_marking_a_batch_paid_books_it_out_of_the_bank_once(db: Session, parties
     with pytest.raises(NotFound) as missing:
         ledger.mark_batch_paid(db, "pob_missing", actor=ACTOR)
     assert missing.value.code == "batch_not_found"
+    for entry_id in (batch.entry_id, paid.paid_entry_id):
+        with pytest.raises(Conflict) as alone:
+            ledger.reverse_entry(db, entry_id, actor=ACTOR, reason="undo a payout")
+        assert alone.value.code == "entry_not_reversible"
     statement = ledger.statement(db, a)
     assert [(s.kind, s.amount_minor, s.balance_minor) for s in statement] == [
         (EntryKind.PAYMENT, 8000, 8000),
