@@ -31,6 +31,7 @@ from fairtrain.ingest.api import router as ingest_router
 from fairtrain.ingest.service import UploadContext
 from fairtrain.ingest.sniff import Limits, inspect
 from fairtrain.jobs.queue import JobQueue
+from fairtrain.ledger.api import router as ledger_router
 from fairtrain.logs import configure_logging
 from fairtrain.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from fairtrain.problems import PROBLEM_RESPONSES, problem_response, register_error_handlers
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router, responses=PROBLEM_RESPONSES)
     app.include_router(consent_router, responses=PROBLEM_RESPONSES)
     app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
+    app.include_router(ledger_router, responses=PROBLEM_RESPONSES)
     app.include_router(pages_router)
     app.include_router(org_pages_router)
     app.include_router(asset_pages_router)

@@ -11,10 +11,18 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KNOWN_DEFAULT_SECRETS", "Mode", "Settings", "get_settings", "reset_settings_cache"]
+__all__ = [
+    "DEFAULT_CONTRIBUTION_UNITS",
+    "KNOWN_DEFAULT_SECRETS",
+    "ContributionUnit",
+    "Mode",
+    "Settings",
+    "get_settings",
+    "reset_settings_cache",
+]
 
 # Secrets that appear in examples and tutorials; a production server must not run with them.
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -27,6 +35,26 @@ class Mode(StrEnum):
     PRODUCTION = "production"
     DEV = "dev"
     DEMO = "demo"
+
+
+class ContributionUnit(StrEnum):
+    """What one unit of contribution is, for weighting royalties between contributors."""
+
+    MINUTES = "minutes"  # of recorded audio or video
+    ITEMS = "items"  # one photo, one text: each counts as one
+    MESSAGES = "messages"  # of the contributor's own in a chat export
+    PAGES = "pages"  # of a document scan
+
+
+# Royalty weight per modality; override with FAIRTRAIN_CONTRIBUTION_UNITS (JSON).
+DEFAULT_CONTRIBUTION_UNITS: dict[str, ContributionUnit] = {
+    "audio": ContributionUnit.MINUTES,
+    "video": ContributionUnit.MINUTES,
+    "image": ContributionUnit.ITEMS,
+    "chat": ContributionUnit.MESSAGES,
+    "text": ContributionUnit.ITEMS,
+    "document": ContributionUnit.PAGES,
+}
 
 
 class Settings(BaseSettings):
@@ -103,6 +131,24 @@ class Settings(BaseSettings):
     deletion_deadline_days: int = Field(
         default=30, ge=1, description="Buyers delete withdrawn items within this many days."
     )
+    contribution_units: dict[str, ContributionUnit] = Field(
+        default_factory=lambda: dict(DEFAULT_CONTRIBUTION_UNITS),
+        description="Royalty weight unit per modality, as JSON.",
+    )
+
+    # Payouts: who is paid in a batch, and the platform's own account (the debtor).
+    payout_minimum_minor: int = Field(default=1000, ge=1)
+    payout_debtor_name: str = Field(default="fairtrain", min_length=1, max_length=70)
+    payout_debtor_iban: str | None = None
+    payout_debtor_bic: str | None = Field(default=None, pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$")
+
+    @field_validator("contribution_units")
+    @classmethod
+    def _units_cover_every_modality(
+        cls, value: dict[str, ContributionUnit]
+    ) -> dict[str, ContributionUnit]:
+        # An override names the modalities it changes; the others keep their default unit.
+        return {**DEFAULT_CONTRIBUTION_UNITS, **value}
 
     @property
     def is_relaxed(self) -> bool:

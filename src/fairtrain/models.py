@@ -10,6 +10,7 @@ from fairtrain.datasets import models as datasets_models
 from fairtrain.db import Base
 from fairtrain.ingest import models as ingest_models
 from fairtrain.jobs import models as jobs_models
+from fairtrain.ledger import models as ledger_models
 from fairtrain.vault import models as vault_models
 
 __all__ = ["Base", "metadata"]
@@ -23,6 +24,7 @@ _DOMAIN_MODELS = (
     datasets_models,
     ingest_models,
     jobs_models,
+    ledger_models,
     vault_models,
 )
 

@@ -25,6 +25,7 @@ from tests.factories import STRONG_PASSWORD, login, unique_email
 from tests.functional.authz_world import ROLES, Caller, World, build_world
 
 from fairtrain.app import route_inventory
+from fairtrain.ledger import service as ledger
 
 EVERYONE = frozenset(ROLES)
 PERSONS = frozenset({"contributor", "buyer_admin", "buyer_member", "operator", "auditor"})
@@ -282,6 +283,62 @@ def _dataset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"path_params": {"dataset_id": body["id"], "version_id": body["latest_version"]["id"]}}
 
 
+OPERATOR = frozenset({"operator"})
+IBAN = "DE89370400440532013000"
+
+
+def _payout_details(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """The tenant's contributor has registered where to be paid."""
+    owner = world.tenant(tenant).contributor
+    response = owner.request(
+        "PUT", "/api/v1/me/payout-details", json={"account_holder": "Matrix Payee", "iban": IBAN}
+    )
+    assert response.status_code == 200, response.text
+    return {}
+
+
+def _payable(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A paid licence leaves the tenant's contributor owed more than the payout minimum.
+
+    Licence checkout is not an HTTP route of this piece: the sale is booked through the
+    ledger's own lifecycle functions, as licensing books it.
+    """
+    _payout_details(world, caller, tenant)
+    db: Session = world.extra["db"]
+    side = world.tenant(tenant)
+    assert side.buyer_admin.org_id and side.contributor.user_id
+    order = f"ord_{secrets.token_hex(6)}"
+    ledger.record_invoice(
+        db,
+        order_id=order,
+        org_id=side.buyer_admin.org_id,
+        currency="EUR",
+        total_minor=2500,
+        actor="system:test",
+    )
+    ledger.record_payment(
+        db,
+        order_id=order,
+        org_id=side.buyer_admin.org_id,
+        currency="EUR",
+        total_minor=2500,
+        contributor_shares={side.contributor.user_id: 2000},
+        platform_fee_minor=500,
+        actor="system:test",
+    )
+    db.commit()
+    return {"json": {"currency": "EUR"}}
+
+
+def _batch(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A payout batch, just sent to the bank."""
+    _payable(world, caller, tenant)
+    db: Session = world.extra["db"]
+    batch = ledger.create_payout_batch(db, currency="EUR", minimum_minor=1000, actor="system:test")
+    db.commit()
+    return {"path_params": {"batch_id": batch.id}}
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     # Operations and documentation: public by design.
     ("GET", "/healthz"): Rule(EVERYONE),
@@ -502,6 +559,21 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/dataset-versions/{version_id}/exclusions"): Rule(
         BUYERS | {"operator"}, _dataset, tenant_scoped=True
     ),
+    # Ledger: a contributor's own money; payouts by operators in person; the trial
+    # balance for operators and auditors. API keys never move money.
+    ("GET", "/api/v1/me/statement"): Rule(CONTRIBUTOR),
+    ("GET", "/api/v1/me/payout-details"): Rule(CONTRIBUTOR, _payout_details),
+    ("PUT", "/api/v1/me/payout-details"): Rule(
+        CONTRIBUTOR, lambda w, c, t: {"json": {"account_holder": "Matrix Payee", "iban": IBAN}}
+    ),
+    ("GET", "/api/v1/ledger/trial-balance"): Rule(frozenset({"operator", "auditor"})),
+    ("POST", "/api/v1/payouts"): Rule(OPERATOR, _payable),
+    ("GET", "/api/v1/payouts"): Rule(OPERATOR),
+    ("GET", "/api/v1/payouts/{batch_id}"): Rule(OPERATOR, _batch),
+    ("GET", "/api/v1/payouts/{batch_id}/export"): Rule(
+        OPERATOR, lambda w, c, t: {**_batch(w, c, t), "params": {"format": "csv"}}
+    ),
+    ("POST", "/api/v1/payouts/{batch_id}/mark-paid"): Rule(OPERATOR, _batch),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),
@@ -553,6 +625,7 @@ def test_every_route_is_in_the_matrix(app) -> None:  # type: ignore[no-untyped-d
 def world(make_client, db: Session, app) -> World:  # type: ignore[no-untyped-def]
     built = build_world(make_client, db, app.state.passwords)
     built.extra["make_client"] = make_client
+    built.extra["db"] = db
     return built
 
 

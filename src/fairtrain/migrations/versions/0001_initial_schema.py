@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 19:31:56.625936
+Create Date: 2026-12-01 19:35:59.320021
 """
 
 from __future__ import annotations
@@ -93,6 +93,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_jobs_dedupe_key"), ["dedupe_key"], unique=False)
         batch_op.create_index("ix_jobs_state_updated", ["state", "updated_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_subject"), ["subject"], unique=False)
+
+    op.create_table(
+        "journal_entries",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("description", sa.String(length=300), nullable=False),
+        sa.Column("reference", sa.String(length=80), nullable=True),
+        sa.Column("reverses_id", sa.String(length=40), nullable=True),
+        sa.Column("lines_sha256", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("posted_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reverses_id"],
+            ["journal_entries.id"],
+            name=op.f("fk_journal_entries_reverses_id_journal_entries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_journal_entries")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_journal_entries_idempotency_key")),
+        sa.UniqueConstraint("reverses_id", name=op.f("uq_journal_entries_reverses_id")),
+    )
+    with op.batch_alter_table("journal_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_journal_entries_reference", ["reference"], unique=False)
+
+    op.create_table(
+        "ledger_accounts",
+        sa.Column("code", sa.String(length=120), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("party_id", sa.String(length=60), nullable=True),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("code", name=op.f("pk_ledger_accounts")),
+    )
+    with op.batch_alter_table("ledger_accounts", schema=None) as batch_op:
+        batch_op.create_index("ix_ledger_accounts_category", ["category", "party_id"], unique=False)
 
     op.create_table(
         "login_throttles",
@@ -318,6 +353,45 @@ def upgrade() -> None:
         batch_op.create_index("ix_datasets_org", ["org_id", "created_at"], unique=False)
 
     op.create_table(
+        "journal_lines",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("entry_id", sa.String(length=40), nullable=False),
+        sa.Column("account_code", sa.String(length=120), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "debit_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "credit_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.CheckConstraint(
+            "(debit_minor > 0 AND credit_minor = 0) OR (debit_minor = 0 AND credit_minor > 0)",
+            name=op.f("ck_journal_lines_one_positive_side"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_code"],
+            ["ledger_accounts.code"],
+            name=op.f("fk_journal_lines_account_code_ledger_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["journal_entries.id"],
+            name=op.f("fk_journal_lines_entry_id_journal_entries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_journal_lines")),
+    )
+    with op.batch_alter_table("journal_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_journal_lines_account", ["account_code", "currency"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_journal_lines_entry_id"), ["entry_id"], unique=False)
+
+    op.create_table(
         "memberships",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("org_id", sa.String(length=40), nullable=False),
@@ -337,6 +411,55 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_memberships_org_id"), ["org_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_memberships_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "payout_batches",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("item_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "total_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "skipped",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("entry_id", sa.String(length=40), nullable=False),
+        sa.Column("paid_entry_id", sa.String(length=40), nullable=True),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_by", sa.String(length=80), nullable=True),
+        sa.Column("paid_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["journal_entries.id"],
+            name=op.f("fk_payout_batches_entry_id_journal_entries"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["paid_entry_id"],
+            ["journal_entries.id"],
+            name=op.f("fk_payout_batches_paid_entry_id_journal_entries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_batches")),
+        sa.UniqueConstraint("entry_id", name=op.f("uq_payout_batches_entry_id")),
+        sa.UniqueConstraint("paid_entry_id", name=op.f("uq_payout_batches_paid_entry_id")),
+    )
+    with op.batch_alter_table("payout_batches", schema=None) as batch_op:
+        batch_op.create_index("ix_payout_batches_created", ["created_at"], unique=False)
+
+    op.create_table(
+        "payout_details",
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("account_holder", sa.String(length=70), nullable=False),
+        sa.Column("iban", sa.String(length=34), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_payout_details_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_payout_details")),
+    )
     op.create_table(
         "resumable_uploads",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -574,6 +697,30 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "payout_items",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("batch_id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column(
+            "amount_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("account_holder", sa.String(length=70), nullable=False),
+        sa.Column("iban", sa.String(length=34), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["batch_id"],
+            ["payout_batches.id"],
+            name=op.f("fk_payout_items_batch_id_payout_batches"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_payout_items_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_items")),
+    )
+    with op.batch_alter_table("payout_items", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payout_items_batch_id"), ["batch_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_payout_items_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
         "upload_segments",
         sa.Column(
             "id",
@@ -785,6 +932,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_upload_segments_upload_id"))
 
     op.drop_table("upload_segments")
+    with op.batch_alter_table("payout_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payout_items_user_id"))
+        batch_op.drop_index(batch_op.f("ix_payout_items_batch_id"))
+
+    op.drop_table("payout_items")
     with op.batch_alter_table("duplicate_flags", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_duplicate_flags_duplicate_of"))
         batch_op.drop_index(batch_op.f("ix_duplicate_flags_asset_id"))
@@ -823,11 +975,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_resumable_uploads_owner_id"))
 
     op.drop_table("resumable_uploads")
+    op.drop_table("payout_details")
+    with op.batch_alter_table("payout_batches", schema=None) as batch_op:
+        batch_op.drop_index("ix_payout_batches_created")
+
+    op.drop_table("payout_batches")
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_memberships_user_id"))
         batch_op.drop_index(batch_op.f("ix_memberships_org_id"))
 
     op.drop_table("memberships")
+    with op.batch_alter_table("journal_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_journal_lines_entry_id"))
+        batch_op.drop_index("ix_journal_lines_account")
+
+    op.drop_table("journal_lines")
     with op.batch_alter_table("datasets", schema=None) as batch_op:
         batch_op.drop_index("ix_datasets_org")
 
@@ -862,6 +1024,14 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("organisations")
     op.drop_table("login_throttles")
+    with op.batch_alter_table("ledger_accounts", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_accounts_category")
+
+    op.drop_table("ledger_accounts")
+    with op.batch_alter_table("journal_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_journal_entries_reference")
+
+    op.drop_table("journal_entries")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_subject"))
         batch_op.drop_index("ix_jobs_state_updated")

@@ -13,7 +13,7 @@ import re
 
 import phonenumbers
 import tldextract
-from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, IbanRecognizer
 
 from fairtrain.privacy.recognizers._lexicon import ENGLISH_STOPWORDS
 from fairtrain.privacy.recognizers._rules import Rule, RuleRecognizer
@@ -25,6 +25,7 @@ __all__ = [
     "datetime_recognizer",
     "driver_licence_recognizer",
     "handle_recognizer",
+    "iban_valid",
     "luhn_valid",
     "national_id_recognizer",
     "phone_recognizer",
@@ -59,6 +60,20 @@ def luhn_valid(number: str) -> bool:
             digit = digit * 2 - 9 if digit > 4 else digit * 2
         total += digit
     return total % 10 == 0
+
+
+# Anchored (exact_match): the whole string must be the IBAN, as in a payout form.
+_IBAN = IbanRecognizer(exact_match=True)
+
+
+def iban_valid(iban: str) -> bool:
+    """An IBAN in electronic form (``DE89370400440532013000``) that passes ISO 13616's
+    mod-97 check and its country's BBAN format.
+
+    Presidio's own check, so the detector that redacts IBANs from text and the ledger
+    that pays contributors agree on what an IBAN is.
+    """
+    return _IBAN.validate_result(iban) is True
 
 
 def _card_shaped(text: str) -> bool:
