@@ -32,6 +32,7 @@ from fairtrain.jobs.service import enqueue_job
 
 __all__ = [
     "PROCESS_JOB",
+    "REDACT_JOB",
     "Inspection",
     "Inspector",
     "UploadContext",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 PROCESS_JOB = "ingest.process_asset"
+# Redact a processed asset again from its original, with the parts whose people consent
+# now (counterparty consent); the asset's state does not change.
+REDACT_JOB = "ingest.redact_asset"
 
 
 @dataclass(frozen=True, slots=True)
