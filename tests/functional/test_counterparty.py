@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import soundfile
 from fastapi.testclient import TestClient
+from PIL import Image
+from skimage import data as skimage_data
 from sqlalchemy.orm import Session
 from tests import media_factory
 from tests.factories import Actor, sign_up_contributor
@@ -443,4 +445,39 @@ def test_new_terms_invalidate_consents_given_under_the_old_ones(
     assert fresh["policy_id"] == changed.json()["id"]
     shown = ben.get(f"/api/v1/invites/{new_token}").json()
     assert shown["terms"]["policy_id"] == changed.json()["id"]
+    assert_no_trace(app, db)
+
+
+def test_a_face_in_a_photo_is_unblurred_only_after_consent(
+    ada: Actor, make_client: Any, tmp_path: Path, app: Any, db: Session
+) -> None:
+    photo = Image.fromarray(skimage_data.astronaut())
+    path = tmp_path / "astronaut.png"
+    photo.save(path)
+    asset_id = upload(ada, path.read_bytes(), "astronaut.png")["id"]
+    [part] = asset(ada, asset_id)["privacy_report"]["counterparties"]
+    assert part["kind"] == "face" and part["label"] == "face 1"
+    x1, y1, x2, y2 = (int(v) for v in part["ref"].split(","))
+    set_terms(ada, asset_id)
+    _, token = invite(ada, asset_id, part["part"])
+    them = make_client()
+    crop = them.get(f"/api/v1/invites/{token}/part")
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(crop.content)) as face:
+        width, height = face.size
+    grow_x, grow_y = (x2 - x1) // 4, (y2 - y1) // 4
+    assert width <= x2 - x1 + 2 * grow_x and height <= y2 - y1 + 2 * grow_y  # the face only
+    assert width * height < 0.2 * photo.width * photo.height
+    original = np.asarray(photo)[y1:y2, x1:x2]
+
+    def face_in_shared() -> np.ndarray:
+        with Image.open(io.BytesIO(redacted(ada, asset_id))) as shared:
+            return np.asarray(shared.convert("RGB"))[y1:y2, x1:x2]
+
+    assert not np.array_equal(face_in_shared(), original)  # blurred
+    assert them.post(f"/api/v1/invites/{token}/answer", json={"consent": True}).status_code == 200
+    assert np.array_equal(face_in_shared(), original)  # lossless PNG: exactly the face
+    assert asset(ada, asset_id)["privacy_report"]["faces_blurred"] == 0
+    assert them.post(f"/api/v1/invites/{token}/withdraw").status_code == 200
+    assert not np.array_equal(face_in_shared(), original)
     assert_no_trace(app, db)
