@@ -243,12 +243,14 @@ def test_an_open_invite_to_an_erased_asset_is_closed_but_answers_stay_readable(
     app: Any, db: Session, owner: User
 ) -> None:
     first, second = _chat(app, db, owner), _chat(app, db, owner, media_factory.WHATSAPP_IOS)
-    pending, pending_token = _invite(app, db, first)
+    pending, pending_token = _invite(app, db, first, name="Ben", email="ben@example.org")
     answered, _ = _invite(app, db, second)
     counterparty.answer_invite(db, app.state.settings, answered, Dispatched(), consent=True)
     for asset in (first, second):
         ingest.erase_asset(db, asset, app.state.upload_context.delete_blob, actor="system")
     db.commit()
+    db.refresh(pending)
+    assert (pending.invitee_name, pending.invitee_email) == (None, None)  # erased with it
     with pytest.raises(Gone) as closed:
         counterparty.invite_view(db, pending)
     assert closed.value.code == "invite_closed"
