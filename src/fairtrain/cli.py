@@ -170,6 +170,8 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
+        # fairtrain's own access log (middleware) keeps invite tokens out of its paths.
+        access_log=False,
         proxy_headers=False,
     )
 

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # Audit.
     audit_checkpoint_every: int = 1000
 
+    # Counterparty consent: how long an invite link can be answered.
+    counterparty_invite_days: int = Field(default=14, ge=1, le=365)
+
     # Marketplace.
     k_anonymity: int = 5
     platform_fee_bps: int = 2000  # 20.00 % of each sale goes to the platform.

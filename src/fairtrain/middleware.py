@@ -14,10 +14,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fairtrain.logs import REQUEST_ID
 
-__all__ = ["SECURITY_HEADERS", "BodyLimitMiddleware", "RequestContextMiddleware"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "BodyLimitMiddleware",
+    "RequestContextMiddleware",
+    "loggable_path",
+]
 
 log = logging.getLogger("fairtrain.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Paths that carry a credential: a counterparty's invite token is their only key.
+_CREDENTIAL_PATH = re.compile(r"^(/(?:api/v1/)?invites/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """The request path as the access log may keep it: invite tokens replaced."""
+    return _CREDENTIAL_PATH.sub(r"\1[token]", path)
+
 
 SECURITY_HEADERS: dict[str, str] = {
     "content-security-policy": (
@@ -72,7 +85,7 @@ class RequestContextMiddleware:
                 extra={
                     "fields": {
                         "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "path": loggable_path(str(scope.get("path", ""))),
                         "status": status_holder["status"],
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     }

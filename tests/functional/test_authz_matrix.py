@@ -220,6 +220,47 @@ def _tus_patch(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return spec
 
 
+def _chat_with_a_partner(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A listed chat of the tenant's contributor ("Zed Quux") with one partner to invite."""
+    spec = _chat_asset(world, caller, tenant)
+    owner = world.tenant(tenant).contributor
+    asset_id = spec["path_params"]["asset_id"]
+    for step in ("identify", "approve"):
+        done = owner.request("POST", f"/api/v1/assets/{asset_id}/{step}", json=spec["json"])
+        assert done.status_code == 200, done.text
+    return {"path_params": {"asset_id": asset_id}}
+
+
+def _invite(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A fresh invite of the tenant's contributor to the chat partner "Yan Blop"."""
+    spec = _chat_with_a_partner(world, caller, tenant)
+    owner = world.tenant(tenant).contributor
+    asset_id = spec["path_params"]["asset_id"]
+    made = owner.request(
+        "POST", f"/api/v1/assets/{asset_id}/invites", json={"part": "chat_sender:Yan Blop"}
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["link"].rsplit("/", 1)[1]
+    return {"path_params": {"asset_id": asset_id, "invite_id": made.json()["id"], "token": token}}
+
+
+def _consented_invite(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    spec = _invite(world, caller, tenant)
+    token = spec["path_params"]["token"]
+    answered = world.anonymous.request(
+        "POST", f"/api/v1/invites/{token}/answer", json={"consent": True}
+    )
+    assert answered.status_code == 200, answered.text
+    return spec
+
+
+def _invite_form(spec: dict[str, Any], caller: Caller, data: dict[str, str]) -> dict[str, Any]:
+    # Whoever holds the link answers on its page: the page's CSRF token, or the session's.
+    token = spec["path_params"]["token"]
+    csrf = caller.csrf or caller.page_csrf(f"/invites/{token}")
+    return {**spec, "data": {**data, "csrf_token": csrf}}
+
+
 def _logout_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"data": {"csrf_token": caller.csrf or ""}}
 
@@ -449,6 +490,45 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ),
     ("PUT", "/api/v1/me/policy"): Rule(
         CONTRIBUTOR, lambda w, c, t: {"json": {"template": "default", "asset_ids": []}}
+    ),
+    # Counterparty invites: the asset's owner manages them (not even operators read whom
+    # they invited); the invite itself is reached with its link, which is the invited
+    # person's credential, so those routes are open to whoever holds the token.
+    ("POST", "/api/v1/assets/{asset_id}/invites"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {**_chat_with_a_partner(w, c, t), "json": {"part": "chat_sender:Yan Blop"}},
+        tenant_scoped=True,
+    ),
+    ("GET", "/api/v1/assets/{asset_id}/invites"): Rule(CONTRIBUTOR, _invite, tenant_scoped=True),
+    ("DELETE", "/api/v1/assets/{asset_id}/invites/{invite_id}"): Rule(
+        CONTRIBUTOR, _invite, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/invites/{token}"): Rule(EVERYONE, _invite),
+    ("GET", "/api/v1/invites/{token}/part"): Rule(EVERYONE, _invite),
+    ("GET", "/api/v1/invites/{token}/receipt"): Rule(EVERYONE, _invite),
+    ("POST", "/api/v1/invites/{token}/answer"): Rule(
+        EVERYONE, lambda w, c, t: {**_invite(w, c, t), "json": {"consent": True}}
+    ),
+    ("POST", "/api/v1/invites/{token}/withdraw"): Rule(EVERYONE, _consented_invite),
+    ("GET", "/invites/{token}"): Rule(EVERYONE, _invite),
+    ("POST", "/invites/{token}/answer"): Rule(
+        EVERYONE, lambda w, c, t: _invite_form(_invite(w, c, t), c, {"consent": "no"})
+    ),
+    ("POST", "/invites/{token}/withdraw"): Rule(
+        EVERYONE, lambda w, c, t: _invite_form(_consented_invite(w, c, t), c, {})
+    ),
+    ("POST", "/assets/{asset_id}/invites"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            **_chat_with_a_partner(w, c, t),
+            "data": {"part": "chat_sender:Yan Blop", "csrf_token": c.csrf or ""},
+        },
+        tenant_scoped=True,
+    ),
+    ("POST", "/assets/{asset_id}/invites/{invite_id}/revoke"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {**_invite(w, c, t), "data": {"csrf_token": c.csrf or ""}},
+        tenant_scoped=True,
     ),
     # Uploads and assets: a contributor's own; operators read for review; buyers never.
     ("POST", "/api/v1/uploads"): Rule(

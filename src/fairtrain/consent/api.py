@@ -1,5 +1,7 @@
 """Terms over HTTP: the purpose taxonomy, templates, an asset's policy and its versions,
-bulk changes, and stateless evaluation of any ODRL policy."""
+bulk changes, stateless evaluation of any ODRL policy, and counterparty invites (the
+contributor's side under ``/assets/{id}/invites``, the counterparty's under
+``/invites/{token}``)."""
 
 from __future__ import annotations
 
@@ -8,23 +10,35 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from fairtrain.audit.keys import key_id, platform_signing_key, public_key_pem
-from fairtrain.consent import purposes, service
+from fairtrain.consent import counterparty, purposes, service
 from fairtrain.consent.evaluate import Request as EvaluationRequest
 from fairtrain.consent.evaluate import evaluate
-from fairtrain.consent.models import AssetPolicy, ConsentReceiptRecord
+from fairtrain.consent.models import AssetPolicy, ConsentReceiptRecord, CounterpartyInvite
 from fairtrain.consent.odrl import parse_policy
 from fairtrain.consent.plain import explain, risk_notes
+from fairtrain.consent.policy import authorize_invites
 from fairtrain.consent.receipts import receipt_file
+from fairtrain.consent.schemas import (
+    AnswerIn,
+    AssetInvitesOut,
+    InviteCreatedOut,
+    InviteIn,
+    InviteOut,
+    InviteTermsOut,
+    InviteViewOut,
+    PartOut,
+)
 from fairtrain.consent.templates import TEMPLATES
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import AuthenticationRequired, Forbidden, InvalidInput, NotFound
 from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
+from fairtrain.problems import PROBLEM_RESPONSES
 
 __all__ = ["router"]
 
@@ -212,6 +226,10 @@ def write_policy(
         currency=body.currency.upper() if body.currency else None,
         attestations=body.attestations(),
     )
+    counterparty.terms_changed(
+        session, request.app.state.settings, asset, request.app.state.jobs.dispatch,
+        actor=principal.ref,
+    )  # fmt: skip
     return policy_out(record, asset.modality)
 
 
@@ -255,6 +273,11 @@ def write_policies(
         currency=body.currency.upper() if body.currency else None,
         attestations=body.attestations(),
     )
+    for asset in assets:
+        counterparty.terms_changed(
+            session, request.app.state.settings, asset, request.app.state.jobs.dispatch,
+            actor=principal.ref,
+        )  # fmt: skip
     modality = {a.id: a.modality for a in assets}
     return [policy_out(r, modality[r.asset_id]) for r in records]
 
@@ -376,3 +399,184 @@ def evaluate_policy(body: EvaluateIn) -> DecisionOut:
     """Would this policy allow this request? Stateless: nothing is stored."""
     decision = evaluate(parse_policy(body.policy), evaluation_request(body.request))
     return DecisionOut(**decision.as_dict())
+
+
+# --- counterparty invites ---------------------------------------------------------------
+
+_GONE: dict[int | str, dict[str, Any]] = {
+    410: PROBLEM_RESPONSES[404]
+    | {"description": "The invite expired, was taken back, or its file was removed."}
+}
+
+
+def invite_out(invite: CounterpartyInvite) -> InviteOut:
+    return InviteOut(
+        id=invite.id,
+        asset_id=invite.asset_id,
+        part=f"{invite.part_kind}:{invite.part_ref}",
+        part_kind=invite.part_kind,
+        name=invite.invitee_name,
+        email=invite.invitee_email,
+        status=str(invite.status),
+        policy_id=invite.policy_id,
+        created_at=invite.created_at,
+        expires_at=invite.expires_at,
+        answered_at=invite.answered_at,
+        withdrawn_at=invite.withdrawn_at,
+    )
+
+
+@router.post("/assets/{asset_id}/invites", status_code=201, response_model=InviteCreatedOut)
+def create_invite(
+    asset_id: str, body: InviteIn, request: Request, principal: PrincipalDep, session: SessionDep
+) -> InviteCreatedOut:
+    """Invite a person who appears in the asset to consent to their own part. The link is
+    returned once; send it to them yourself."""
+    asset = authorize_invites(principal, session.get(Asset, asset_id))
+    settings = request.app.state.settings
+    invite, token = counterparty.create_invite(
+        session,
+        settings,
+        asset,
+        actor=principal.ref,
+        part=body.part,
+        name=body.name,
+        email=body.email,
+    )
+    return InviteCreatedOut(
+        **invite_out(invite).model_dump(), link=counterparty.invite_link(settings, token)
+    )
+
+
+@router.get("/assets/{asset_id}/invites", response_model=AssetInvitesOut)
+def list_invites(
+    asset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+) -> AssetInvitesOut:
+    """The people the asset's redaction found, and every invite with its status."""
+    asset = authorize_invites(principal, session.get(Asset, asset_id))
+    invites = counterparty.invites_of(session, request.app.state.settings, asset)
+    return AssetInvitesOut(
+        parts=[
+            PartOut(id=p.id, kind=p.kind, label=p.label, included=p.included)
+            for p in counterparty.parts_of(asset)
+        ],
+        invites=[invite_out(i) for i in invites],
+    )
+
+
+@router.delete("/assets/{asset_id}/invites/{invite_id}", response_model=InviteOut)
+def revoke_invite(
+    asset_id: str, invite_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+) -> InviteOut:
+    """Take back an invite nobody has answered yet; its link stops working."""
+    asset = authorize_invites(principal, session.get(Asset, asset_id))
+    invite = counterparty.revoke_invite(
+        session, request.app.state.settings, asset, invite_id, actor=principal.ref
+    )
+    return invite_out(invite)
+
+
+def _by_token(request: Request, session: SessionDep, token: str) -> CounterpartyInvite:
+    # Expiry found on the way is recorded even when the answer is then an error.
+    request.state.commit_on_error = True
+    return counterparty.invite_by_token(session, request.app.state.settings, token)
+
+
+def view_out(view: counterparty.InviteView) -> InviteViewOut:
+    invite = view.invite
+    return InviteViewOut(
+        status=str(invite.status),
+        modality=view.modality,
+        part_kind=invite.part_kind,
+        part=view.description,
+        invited_by=view.invited_by,
+        expires_at=invite.expires_at,
+        answered_at=invite.answered_at,
+        withdrawn_at=invite.withdrawn_at,
+        terms=InviteTermsOut(
+            policy_id=view.terms.id,
+            version=view.terms.version,
+            sha256=view.terms.sha256,
+            explanation=view.explanation,
+            risk_notes=view.risk_notes,
+        ),
+    )
+
+
+@router.get("/invites/{token}", response_model=InviteViewOut, responses=_GONE)
+def read_invite(token: str, request: Request, session: SessionDep) -> InviteViewOut:
+    """For the invited person (the token is the credential): what you appear in, your
+    part only, and the terms in plain words with their risk notes."""
+    invite = _by_token(request, session, token)
+    return view_out(counterparty.invite_view(session, invite))
+
+
+@router.get(
+    "/invites/{token}/part",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {},
+                "audio/flac": {},
+                "image/png": {},
+            }
+        },
+        **_GONE,
+    },
+    summary="Your own part only: your messages, your side of the call, or your face.",
+)
+def read_invite_part(token: str, request: Request, session: SessionDep) -> StreamingResponse:
+    invite = _by_token(request, session, token)
+    part = counterparty.render_part(session, request.app.state.runtime, invite)
+    return StreamingResponse(
+        part.chunks,
+        media_type=part.media_type,
+        headers={
+            "Content-Disposition": f'inline; filename="{part.filename}"',
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.post("/invites/{token}/answer", response_model=InviteViewOut, responses=_GONE)
+def answer_invite(
+    token: str, body: AnswerIn, request: Request, session: SessionDep
+) -> InviteViewOut:
+    """Consent (your part is then included in what is shared) or refuse (it stays hidden)."""
+    invite = _by_token(request, session, token)
+    counterparty.answer_invite(
+        session,
+        request.app.state.settings,
+        invite,
+        request.app.state.jobs.dispatch,
+        consent=body.consent,
+    )
+    return view_out(counterparty.invite_view(session, invite))
+
+
+@router.post("/invites/{token}/withdraw", response_model=InviteViewOut, responses=_GONE)
+def withdraw_invite(token: str, request: Request, session: SessionDep) -> InviteViewOut:
+    """Take back your consent: your part is hidden again in what is shared from now on."""
+    invite = _by_token(request, session, token)
+    counterparty.withdraw_invite(
+        session, request.app.state.settings, invite, request.app.state.jobs.dispatch
+    )
+    return view_out(counterparty.invite_view(session, invite))
+
+
+@router.get(
+    "/invites/{token}/receipt",
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+def download_invite_receipt(token: str, request: Request, session: SessionDep) -> JSONResponse:
+    """Your latest consent receipt for this invite (signed; check it offline with
+    `fairtrain consent verify-receipt FILE --public-key KEY`)."""
+    invite = _by_token(request, session, token)
+    record = counterparty.latest_receipt(session, invite)
+    key = platform_signing_key(request.app.state.settings)
+    return JSONResponse(
+        receipt_file(record.receipt, record.jws, key_id(key.public_key())),
+        headers={"Content-Disposition": f'attachment; filename="{record.id}.json"'},
+    )

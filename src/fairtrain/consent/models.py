@@ -1,9 +1,11 @@
 """Terms per asset, versioned: a licence refers to the version it was granted under, so a
-change applies to future licences only."""
+change applies to future licences only. Counterparty invites: the consent of a person who
+appears in someone else's data, for their own part of it."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -11,7 +13,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fairtrain.db import Base, JSONValue, UTCDateTime
 
-__all__ = ["AssetPolicy", "ConsentReceiptRecord"]
+__all__ = [
+    "AssetPolicy",
+    "ConsentReceiptRecord",
+    "CounterpartyInvite",
+    "CounterpartyReceipt",
+    "InviteStatus",
+]
 
 _BIG = BigInteger().with_variant(Integer, "sqlite")
 
@@ -60,6 +68,71 @@ class ConsentReceiptRecord(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     asset_id: Mapped[str | None] = mapped_column(ForeignKey("assets.id"), nullable=True)
     policy_id: Mapped[str | None] = mapped_column(ForeignKey("asset_policies.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40))
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    jws: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InviteStatus(StrEnum):
+    """pending → consented | refused | expired | revoked | invalidated;
+    consented → withdrawn | invalidated."""
+
+    PENDING = "pending"
+    CONSENTED = "consented"
+    REFUSED = "refused"
+    EXPIRED = "expired"  # not answered in time
+    REVOKED = "revoked"  # taken back by the contributor before an answer
+    WITHDRAWN = "withdrawn"
+    INVALIDATED = "invalidated"  # the asset's terms changed after it was made or answered
+
+
+class CounterpartyInvite(Base):
+    """A request to one person for consent to their part of one asset.
+
+    The part is named as the asset's privacy report names it (``part_kind`` + ``part_ref``:
+    a chat sender as the export spells it, a call channel, a face box). The invitee's
+    name and e-mail are only what the contributor typed to remember whom they asked; both
+    are optional and never logged or audited. The link's token is never stored: only its
+    SHA-256, so a database leak opens no invite.
+    """
+
+    __tablename__ = "counterparty_invites"
+    __table_args__ = (
+        UniqueConstraint("token_sha256", name="uq_counterparty_invites_token"),
+        Index("ix_counterparty_invites_asset", "asset_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    part_kind: Mapped[str] = mapped_column(String(20))  # chat_sender | audio_channel | face
+    part_ref: Mapped[str] = mapped_column(String(200))
+    invitee_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    invitee_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[InviteStatus] = mapped_column(String(20))
+    # The terms the counterparty is shown and answers to: the asset's policy version then.
+    policy_id: Mapped[str] = mapped_column(ForeignKey("asset_policies.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CounterpartyReceipt(Base):
+    """A signed consent receipt issued to a counterparty (downloaded with their link)."""
+
+    __tablename__ = "counterparty_receipts"
+    __table_args__ = (Index("ix_counterparty_receipts_invite", "invite_id", "issued_at"),)
+
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    invite_id: Mapped[str] = mapped_column(ForeignKey("counterparty_invites.id"))
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
+    policy_id: Mapped[str] = mapped_column(ForeignKey("asset_policies.id"))
     status: Mapped[str] = mapped_column(String(40))
     event: Mapped[str] = mapped_column(String(40))
     receipt: Mapped[dict[str, Any]] = mapped_column(JSONValue)

@@ -1,6 +1,8 @@
 """Consent receipts: a signed record the contributor keeps, verifiable offline.
 
-A receipt is issued for every grant, change, renewal, withdrawal and refusal of consent.
+A receipt is issued for every grant, change, renewal, withdrawal and refusal of consent,
+and, for counterparties (people in someone else's recording), for each request for their
+consent, its expiry, and its invalidation when the terms they answered change.
 Its fields are the consent record of ISO/IEC TS 27560 as expressed in W3C DPV 2.2 (the
 status is one of DPV's consent states) plus the Kantara Consent Receipt v1.1 field names,
 so a tool written for either can read it; ``@context`` makes the whole object JSON-LD.
@@ -114,6 +116,11 @@ class ReceiptEvent(StrEnum):
     RENEWAL = "renewal"
     WITHDRAWAL = "withdrawal"
     REFUSAL = "refusal"
+    # A counterparty is asked (an invite link is created), or the request lapses unanswered.
+    REQUEST = "request"
+    EXPIRY = "expiry"
+    # The terms a counterparty answered were replaced: their answer no longer applies.
+    INVALIDATION = "invalidation"
 
 
 _STATES_OF_EVENT: dict[ReceiptEvent, frozenset[ConsentStatus]] = {
@@ -122,6 +129,9 @@ _STATES_OF_EVENT: dict[ReceiptEvent, frozenset[ConsentStatus]] = {
     ReceiptEvent.RENEWAL: frozenset({ConsentStatus.RENEWED, ConsentStatus.GIVEN}),
     ReceiptEvent.WITHDRAWAL: frozenset({ConsentStatus.WITHDRAWN, ConsentStatus.REVOKED}),
     ReceiptEvent.REFUSAL: frozenset({ConsentStatus.REFUSED}),
+    ReceiptEvent.REQUEST: frozenset({ConsentStatus.REQUESTED}),
+    ReceiptEvent.EXPIRY: frozenset({ConsentStatus.EXPIRED}),
+    ReceiptEvent.INVALIDATION: frozenset({ConsentStatus.INVALIDATED}),
 }
 
 

@@ -6,6 +6,7 @@ See :mod:`fairtrain.ingest.process` for what the job does and guarantees.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairtrain.accounts.models import User
+from fairtrain.audit.service import append_event
+from fairtrain.consent.counterparty import IncludedParts, included_parts
 from fairtrain.errors import DomainError
+from fairtrain.ids import utcnow
 from fairtrain.ingest import fingerprints
 from fairtrain.ingest.chats import ChatTranscript, parse_chat
 from fairtrain.ingest.models import Asset, AssetState, DuplicateFlag
@@ -25,12 +29,12 @@ from fairtrain.ingest.quality import Thresholds, score
 from fairtrain.ingest.service import flag_duplicate, set_state
 from fairtrain.media import decode_audio
 from fairtrain.privacy import media as media_redaction
-from fairtrain.privacy.chat import redact_chat
+from fairtrain.privacy.chat import chat_parts, redact_chat
 from fairtrain.privacy.text import redact
 from fairtrain.runtime import Runtime
 from fairtrain.scratch import scratch_path, spooled
 
-__all__ = ["format_chat", "redact_document", "run"]
+__all__ = ["format_chat", "redact_again", "redact_document", "run"]
 
 SYSTEM = "system"
 # The redacted version of a file is never larger than this many times the original
@@ -149,19 +153,28 @@ def _redact_text(text: str, target: Path) -> tuple[str, dict[str, Any]]:
     }
 
 
-def _redact_chat(text: str, asset: Asset, owner: User, target: Path) -> tuple[str, dict[str, Any]]:
+def _redact_chat(
+    text: str, asset: Asset, owner: User, target: Path, consenting: Collection[str]
+) -> tuple[str, dict[str, Any]]:
     transcript = parse_chat(text)
     sender = _chat_sender(transcript, asset, owner)
-    shared = redact_chat(transcript, sender)
+    shared = redact_chat(transcript, sender, consenting)
     target.write_text(format_chat(shared), encoding="utf-8")
     others = {m.sender for m in transcript.messages if not m.is_system} - {sender}
-    withheld = sum(1 for m in transcript.messages if not m.is_system and m.sender != sender)
+    parts = chat_parts(transcript, sender, consenting)
+    included = {str(p["ref"]).casefold().strip() for p in parts if p["included"]}
+    withheld = sum(
+        1
+        for m in transcript.messages
+        if not m.is_system and m.sender != sender and m.sender.casefold().strip() not in included
+    )
     return "text/plain; charset=utf-8", {
         "kind": "chat",
         "contributor_sender": sender,
         "participants": len(others) + 1,
         "messages": len(transcript.messages),
         "withheld_messages": withheld,
+        "counterparties": parts,
     }
 
 
@@ -184,26 +197,42 @@ def redact_document(source: Path, target: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _redact(
-    session: Session, asset: Asset, source: Path, target: Path, text: str | None
+    session: Session,
+    asset: Asset,
+    source: Path,
+    target: Path,
+    text: str | None,
+    included: IncludedParts,
 ) -> tuple[str, dict[str, Any]]:
+    """The redacted version, with the parts ``included`` whose people consented."""
     modality = asset.modality
     if modality == "image":
-        return media_redaction.redact_image(source, target)
-    if modality == "video":
-        return media_redaction.redact_video(source, target)
-    if modality == "audio":
+        media_type, report = media_redaction.redact_image(source, target, keep_faces=included.faces)
+    elif modality == "video":
+        media_type, report = media_redaction.redact_video(source, target)
+    elif modality == "audio":
         channel = (asset.media_info or {}).get("identity", {}).get("audio_channel")
-        return media_redaction.redact_audio(
-            source, target, channel=channel if isinstance(channel, int) else None
+        media_type, report = media_redaction.redact_audio(
+            source,
+            target,
+            channel=channel if isinstance(channel, int) else None,
+            consenting_channels=included.audio_channels,
         )
-    if modality == "document":
-        return redact_document(source, target)
-    assert text is not None
-    if modality == "chat":
+    elif modality == "document":
+        media_type, report = redact_document(source, target)
+    elif modality == "chat":
+        assert text is not None
         owner = session.get(User, asset.owner_id)
         assert owner is not None
-        return _redact_chat(text, asset, owner, target)
-    return _redact_text(text, target)
+        media_type, report = _redact_chat(text, asset, owner, target, included.chat_senders)
+    else:
+        assert text is not None
+        media_type, report = _redact_text(text, target)
+    version = int((asset.privacy_report or {}).get("redaction_version") or 0) + 1
+    return media_type, report | {
+        "included_by_consent": included.part_ids,
+        "redaction_version": version,
+    }
 
 
 # --- the job --------------------------------------------------------------------------
@@ -258,8 +287,18 @@ def _process(session: Session, runtime: Runtime, asset: Asset, source: Path, tar
     text = source.read_text("utf-8") if asset.modality in ("text", "chat") else None
     asset.quality = score(source, asset.modality, Thresholds.from_settings(runtime.settings))
     duplicates = _deduplicate(session, asset, source, text)
-    media_type, report = _redact(session, asset, source, target, text)
-    if asset.redacted_blob_id is not None:  # processed again after an identity choice
+    included = included_parts(session, asset.id)
+    media_type, report = _redact(session, asset, source, target, text, included)
+    _store_redacted(session, runtime, asset, target, media_type)
+    asset.privacy_report = report | {"duplicates": duplicates}
+    set_state(session, asset, AssetState.AWAITING_REVIEW, actor=SYSTEM)
+
+
+def _store_redacted(
+    session: Session, runtime: Runtime, asset: Asset, target: Path, media_type: str
+) -> None:
+    """The new redacted version replaces the previous one (which is deleted)."""
+    if asset.redacted_blob_id is not None:  # processed again: identity choice, consent
         runtime.vault.delete_blob(session, asset.redacted_blob_id)
     with target.open("rb") as handle:
         blob = runtime.vault.store_blob(
@@ -271,8 +310,53 @@ def _process(session: Session, runtime: Runtime, asset: Asset, source: Path, tar
         )
     asset.redacted_blob_id = blob.id
     asset.redacted_media_type = media_type
-    asset.privacy_report = report | {"duplicates": duplicates}
-    set_state(session, asset, AssetState.AWAITING_REVIEW, actor=SYSTEM)
+
+
+# States whose redacted version is redacted again when a counterparty's consent changes;
+# an asset still processing picks the consents up itself.
+REDACTED_STATES = frozenset({AssetState.AWAITING_REVIEW, AssetState.LISTED})
+
+
+def redact_again(session: Session, payload: dict[str, Any], runtime: Runtime) -> None:
+    """Redact a processed asset again from its original, with the parts whose people
+    consent now; the state stays (a listed asset stays listed, with the new version).
+
+    Idempotent: when the privacy report already records exactly these consents, nothing
+    is done. The asset row is locked first, so two runs for one asset take turns and the
+    second sees what the first stored.
+    """
+    asset = session.get(
+        Asset, str(payload.get("asset_id")), with_for_update=True, populate_existing=True
+    )
+    if asset is None or AssetState(asset.state) not in REDACTED_STATES:
+        return  # erased, withdrawn, rejected, or still processing
+    if asset.blob_id is None or asset.redacted_blob_id is None or asset.modality is None:
+        return  # waiting for "which part is yours": nothing was redacted yet
+    previous = dict(asset.privacy_report or {})
+    included = included_parts(session, asset.id)
+    if previous.get("included_by_consent", []) == included.part_ids:
+        return
+    scratch = runtime.settings.data_dir / "scratch"
+    with (
+        _decrypted(session, runtime, asset.blob_id, scratch) as source,
+        _scratch(scratch) as target,
+    ):
+        text = source.read_text("utf-8") if asset.modality in ("text", "chat") else None
+        media_type, report = _redact(session, asset, source, target, text, included)
+        _store_redacted(session, runtime, asset, target, media_type)
+    asset.privacy_report = report | {"duplicates": previous.get("duplicates")}
+    asset.updated_at = utcnow()
+    append_event(
+        session,
+        actor=SYSTEM,
+        action="asset.redacted_again",
+        subject=f"asset:{asset.id}",
+        payload={
+            "version": report["redaction_version"],
+            "included_parts": len(included.part_ids),
+            "state": str(asset.state),
+        },
+    )
 
 
 def _reject(session: Session, runtime: Runtime, asset: Asset, error: DomainError) -> None:

@@ -14,6 +14,10 @@ the asset with that error's code and sentence and deletes its blobs. When only t
 contributor can say which part is theirs (the sender name in a chat, the channel of a
 call), the asset waits in ``awaiting_review`` with code ``identity_needed`` until
 :func:`identify` is called, which runs processing again.
+
+``ingest.redact_asset`` redacts a processed asset again when a counterparty's consent
+changes (see :mod:`fairtrain.consent.counterparty`): only the redaction step, from the
+original, with the consenting parts left in; the asset keeps its state.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from sqlalchemy.orm import Session
 from fairtrain.audit.service import append_event
 from fairtrain.errors import Conflict, InvalidInput
 from fairtrain.ingest.models import Asset, AssetState
-from fairtrain.ingest.service import PROCESS_JOB, set_state
+from fairtrain.ingest.service import PROCESS_JOB, REDACT_JOB, set_state
 from fairtrain.jobs.registry import job_handler
 from fairtrain.jobs.service import Dispatcher, enqueue_job
 from fairtrain.runtime import Runtime
 
-__all__ = ["identify", "process_asset"]
+__all__ = ["identify", "process_asset", "redact_asset"]
 
 
 @job_handler(PROCESS_JOB)
@@ -39,6 +43,13 @@ def process_asset(session: Session, payload: dict[str, Any], runtime: Runtime) -
     from fairtrain.ingest import pipeline
 
     pipeline.run(session, payload, runtime)
+
+
+@job_handler(REDACT_JOB)
+def redact_asset(session: Session, payload: dict[str, Any], runtime: Runtime) -> None:
+    from fairtrain.ingest import pipeline
+
+    pipeline.redact_again(session, payload, runtime)
 
 
 def identify(

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fairtrain.audit.service import append_event
 from fairtrain.catalog import service as catalog
-from fairtrain.consent.models import AssetPolicy
+from fairtrain.consent.models import AssetPolicy, CounterpartyInvite
 from fairtrain.errors import Conflict, NotFound, PayloadTooLarge
 from fairtrain.ids import new_id, utcnow
 from fairtrain.ingest.models import TRANSITIONS, Asset, AssetState, DuplicateFlag
@@ -33,6 +33,7 @@ from fairtrain.jobs.service import enqueue_job
 
 __all__ = [
     "PROCESS_JOB",
+    "REDACT_JOB",
     "Inspection",
     "Inspector",
     "UploadContext",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 PROCESS_JOB = "ingest.process_asset"
+# Redact a processed asset again from its original, with the parts whose people consent
+# now (counterparty consent); the asset's state does not change.
+REDACT_JOB = "ingest.redact_asset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,4 +328,11 @@ def erase_asset(
             delete_blob(session, blob_id)
     asset.blob_id = None
     asset.redacted_blob_id = None
+    # What the owner typed to remember whom they invited goes with the asset; the invites
+    # themselves stay, as the records their receipts and audit events refer to.
+    session.execute(
+        update(CounterpartyInvite)
+        .where(CounterpartyInvite.asset_id == asset.id)
+        .values(invitee_name=None, invitee_email=None)
+    )
     return set_state(session, asset, AssetState.ERASED, actor=actor)

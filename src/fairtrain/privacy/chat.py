@@ -24,11 +24,21 @@ from fairtrain.ingest.chats import ChatMessage, ChatTranscript
 from fairtrain.privacy.recognizers._lexicon import ENGLISH_STOPWORDS
 from fairtrain.privacy.text import Span, assign_placeholders, detect_batch
 
-__all__ = ["CONTRIBUTOR_LABEL", "WITHHELD", "participant_terms", "redact_chat"]
+__all__ = [
+    "CONTRIBUTOR_LABEL",
+    "SENDER_PART",
+    "WITHHELD",
+    "chat_parts",
+    "only_sender",
+    "participant_terms",
+    "redact_chat",
+]
 
 WITHHELD = "[message from another person withheld]"
 CONTRIBUTOR_LABEL = "[CONTRIBUTOR]"
 _PARTICIPANT = "PARTICIPANT"
+# How a counterparty's part of a chat is named in the privacy report and in invites.
+SENDER_PART = "chat_sender"
 
 
 def _same_sender(a: str, b: str) -> bool:
@@ -105,6 +115,56 @@ def redact_chat(
         messages=messages,
         participants=[labels[s.casefold().strip()] for s in senders],
     )
+
+
+def chat_parts(
+    transcript: ChatTranscript, contributor: str, consenting: Collection[str] = frozenset()
+) -> list[dict[str, object]]:
+    """The other people of a chat as parts that can be asked for consent, for the report.
+
+    One entry per sender other than the contributor, in order of first message: the part
+    id (``chat_sender:<name as the export spells it>``), the label the redacted version
+    gives them, how many messages they wrote, and whether they are included by consent.
+    """
+    contributor_key = contributor.casefold().strip()
+    consented = {c.casefold().strip() for c in consenting}
+    counts: dict[str, int] = {}
+    for message in transcript.messages:
+        if not message.is_system:
+            key = message.sender.casefold().strip()
+            counts[key] = counts.get(key, 0) + 1
+    others = [s for s in _senders(transcript) if s.casefold().strip() != contributor_key]
+    return [
+        {
+            "part": f"{SENDER_PART}:{sender}",
+            "kind": SENDER_PART,
+            "ref": sender,
+            "label": sender,
+            "pseudonym": f"[{_PARTICIPANT}_{index}]",
+            "messages": counts.get(sender.casefold().strip(), 0),
+            "included": sender.casefold().strip() in consented,
+        }
+        for index, sender in enumerate(others, 1)
+    ]
+
+
+def only_sender(transcript: ChatTranscript, sender: str) -> ChatTranscript:
+    """One person's own part of a chat: the messages they sent, as they wrote them.
+
+    This is what a counterparty is shown before deciding whether to consent. Nothing else
+    of the chat is in it: not the contributor's messages, not other participants', and not
+    system notices (which name people: "Anna added Bob"). Raises :class:`InvalidInput`
+    (``sender_not_in_chat``) when that sender wrote nothing.
+    """
+    key = sender.casefold().strip()
+    mine = [
+        message
+        for message in transcript.messages
+        if not message.is_system and message.sender.casefold().strip() == key
+    ]
+    if not mine:
+        raise InvalidInput("this person wrote no message in the chat", code="sender_not_in_chat")
+    return ChatTranscript(format=transcript.format, messages=mine, participants=[mine[0].sender])
 
 
 def _senders(transcript: ChatTranscript) -> list[str]:

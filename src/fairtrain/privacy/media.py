@@ -12,6 +12,11 @@
   (H.264 + AAC in MP4) without container metadata; memory stays at one frame.
 
 Each function returns a report (JSON-ready) that the contributor sees before approving.
+Where a redactor can name the other people's parts (a face by its box, the other channel
+of a call), the report lists them under ``counterparties``; a part whose person consented
+through their own invite is passed back in (``keep_faces``, ``consenting_channels``) and
+left as it is. :func:`face_crop` and :func:`only_channel` cut out one person's own part,
+which is all their invite page shows them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -36,13 +42,21 @@ from fairtrain.errors import InvalidInput
 from fairtrain.media import decode_audio, speech_segments
 
 __all__ = [
+    "CHANNEL_PART",
+    "FACE_PART",
     "FaceBox",
     "IdentityNeeded",
     "blur_faces",
+    "channel_name",
     "detect_faces",
+    "face_crop",
+    "face_ref",
+    "only_channel",
+    "parse_face_ref",
     "redact_audio",
     "redact_image",
     "redact_video",
+    "same_face",
 ]
 
 FACE_THRESHOLD = 0.35
@@ -51,6 +65,15 @@ FACE_THRESHOLD = 0.35
 DETECT_MAX_SIDE = 1280
 # Two channels this alike are one recording in stereo, not two parties of a call.
 SAME_RECORDING_CORRELATION = 0.9
+# How other people's parts are named in reports and invites.
+FACE_PART = "face"
+CHANNEL_PART = "audio_channel"
+# Two detections of one face on the same pixels overlap at least this much (intersection
+# over union); the detector is deterministic, so in practice they are identical.
+SAME_FACE_IOU = 0.5
+# A face crop shows this much around the detected box (a quarter of its size each side),
+# enough to recognise oneself, too little to show much of anyone next to them.
+CROP_MARGIN = 0.25
 
 
 class IdentityNeeded(InvalidInput):
@@ -102,6 +125,39 @@ def detect_faces(rgb: NDArray[np.uint8], threshold: float = FACE_THRESHOLD) -> l
             )
         )
     return boxes
+
+
+Box = tuple[int, int, int, int]
+
+
+def face_ref(face: FaceBox) -> str:
+    """A face's name in reports and invites: its box, ``x1,y1,x2,y2`` in upright pixels."""
+    return f"{face.x1},{face.y1},{face.x2},{face.y2}"
+
+
+def parse_face_ref(ref: str) -> Box:
+    """The box of a face ref; :class:`InvalidInput` (``unknown_part``) if it is not one."""
+    pieces = ref.split(",")
+    if len(pieces) != 4 or not all(p.isdigit() and len(p) <= 6 for p in pieces):
+        raise InvalidInput("A face is named by its box: x1,y1,x2,y2.", code="unknown_part")
+    x1, y1, x2, y2 = (int(p) for p in pieces)
+    if x2 <= x1 or y2 <= y1:
+        raise InvalidInput("A face box must have a width and a height.", code="unknown_part")
+    return x1, y1, x2, y2
+
+
+def _iou(a: Sequence[int], b: Sequence[int]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def same_face(a: Sequence[int], b: Sequence[int]) -> bool:
+    return _iou(a, b) >= SAME_FACE_IOU
 
 
 def blur_faces(rgb: NDArray[np.uint8], faces: list[FaceBox], margin: float = 0.25) -> None:
@@ -181,15 +237,23 @@ _DECODER_KEYS = frozenset(
 )
 
 
-def redact_image(source: Path, target: Path) -> tuple[str, dict[str, Any]]:
-    """Write a metadata-free, face-blurred copy; returns its media type and the report."""
+def redact_image(
+    source: Path, target: Path, *, keep_faces: Collection[Sequence[int]] = ()
+) -> tuple[str, dict[str, Any]]:
+    """Write a metadata-free, face-blurred copy; returns its media type and the report.
+
+    ``keep_faces`` are the boxes of faces whose person consented through their own
+    invite: a detected face that is the same as one of them is left unblurred.
+    """
     with Image.open(source) as opened:
         removed = _metadata_found(opened)
         lossless = opened.format in {"PNG", "GIF", "BMP", "TIFF"}
         upright = ImageOps.exif_transpose(opened) or opened
         rgb = np.array(upright.convert("RGB"), dtype=np.uint8)
     faces = detect_faces(rgb)
-    blur_faces(rgb, faces)
+    kept = [f for f in faces if any(same_face(_box(f), box) for box in keep_faces)]
+    blurred = [f for f in faces if f not in kept]
+    blur_faces(rgb, blurred)
     clean = Image.fromarray(rgb)
     if lossless:
         clean.save(target, format="PNG", optimize=False)
@@ -199,12 +263,45 @@ def redact_image(source: Path, target: Path) -> tuple[str, dict[str, Any]]:
         media_type = "image/jpeg"
     return media_type, {
         "kind": "image",
-        "faces_blurred": len(faces),
-        "faces": [face.as_dict() for face in faces],
+        "faces_blurred": len(blurred),
+        "faces": [face.as_dict() | {"included": face in kept} for face in faces],
         "metadata_removed": removed,
         "width": clean.width,
         "height": clean.height,
+        "counterparties": [
+            {
+                "part": f"{FACE_PART}:{face_ref(face)}",
+                "kind": FACE_PART,
+                "ref": face_ref(face),
+                "label": f"face {index}",
+                "included": face in kept,
+            }
+            for index, face in enumerate(faces, 1)
+        ],
     }
+
+
+def _box(face: FaceBox) -> Box:
+    return face.x1, face.y1, face.x2, face.y2
+
+
+def face_crop(source: Path, target: Path, box: Sequence[int]) -> str:
+    """One face cut out of a picture (PNG from pixels: no metadata); its media type.
+
+    What a person invited for their face is shown: the box grown by :data:`CROP_MARGIN`,
+    never the rest of the picture. ``box`` is in upright pixels, as reports give it.
+    """
+    with Image.open(source) as opened:
+        upright = ImageOps.exif_transpose(opened) or opened
+        rgb = upright.convert("RGB")
+    x1, y1, x2, y2 = box
+    grow_x, grow_y = int((x2 - x1) * CROP_MARGIN), int((y2 - y1) * CROP_MARGIN)
+    left, top = max(0, x1 - grow_x), max(0, y1 - grow_y)
+    right, bottom = min(rgb.width, x2 + grow_x), min(rgb.height, y2 + grow_y)
+    if right - left < 2 or bottom - top < 2:
+        raise InvalidInput("This face is not inside the picture.", code="unknown_part")
+    rgb.crop((left, top, right, bottom)).save(target, format="PNG")
+    return "image/png"
 
 
 # --- audio ----------------------------------------------------------------------------
@@ -231,13 +328,34 @@ def _resample_for_vad(samples: NDArray[np.float32], rate: int) -> NDArray[np.flo
     return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
 
 
+def channel_name(channel: int) -> str:
+    return {0: "the left channel", 1: "the right channel"}.get(channel, f"channel {channel}")
+
+
+def _merged(segments: list[dict[str, float]]) -> list[dict[str, float]]:
+    merged: list[dict[str, float]] = []
+    for segment in sorted(segments, key=lambda s: s["start"]):
+        if merged and segment["start"] <= merged[-1]["end"]:
+            merged[-1] = {**merged[-1], "end": max(merged[-1]["end"], segment["end"])}
+        else:
+            merged.append(dict(segment))
+    return merged
+
+
 def redact_audio(
-    source: Path, target: Path, *, channel: int | None = None
+    source: Path,
+    target: Path,
+    *,
+    channel: int | None = None,
+    consenting_channels: Collection[int] = (),
 ) -> tuple[str, dict[str, Any]]:
     """FLAC without tags; of a two-party call, only ``channel`` (the contributor's) is kept.
 
     Raises :class:`IdentityNeeded` for a call whose channels hold different voices when
     ``channel`` is not given: guessing would risk sharing the other person's voice.
+    ``consenting_channels`` are other parties' channels whose person consented through
+    their own invite: then the file keeps every channel in place, with the channels of
+    those who did not consent silent.
     """
     rate = min(_source_rate(source), 48_000)
     stereo = decode_audio(source, rate=rate, mono=False)
@@ -263,21 +381,87 @@ def redact_audio(
                     f"The recording has {channels} channels; choose 0 to {channels - 1}.",
                     code="invalid_audio_channel",
                 )
-            kept = stereo[channel]
-            others = np.delete(stereo, channel, axis=0).mean(axis=0).astype(np.float32)
+            others = [i for i in range(channels) if i != channel]
+            included = sorted(i for i in others if i in consenting_channels)
+            speech = {i: _segments(stereo[i], rate) for i in others}
+            if included:
+                kept = stereo.copy()
+                for silent in (i for i in others if i not in included):
+                    kept[silent] = 0.0
+            else:
+                kept = stereo[channel]
             report |= {
                 "call": True,
                 "kept_channel": channel,
-                "removed_speech": _segments(others, rate),
+                "included_channels": included,
+                "removed_speech": _merged(
+                    [s for i in others if i not in included for s in speech[i]]
+                ),
+                "counterparties": [
+                    {
+                        "part": f"{CHANNEL_PART}:{i}",
+                        "kind": CHANNEL_PART,
+                        "ref": str(i),
+                        "label": channel_name(i),
+                        "speech_seconds": round(sum(s["end"] - s["start"] for s in speech[i]), 1),
+                        "included": i in included,
+                    }
+                    for i in others
+                ],
             }
     else:
         kept = stereo[0]
         report |= {"call": False, "kept_channel": None}
-    report["kept_speech"] = _segments(kept, rate)
-    report["duration_seconds"] = round(kept.size / rate, 3)
+    own = kept if kept.ndim == 1 else kept[report["kept_channel"]]
+    report["kept_speech"] = _segments(own, rate)
+    report["duration_seconds"] = round(own.size / rate, 3)
     report["metadata_removed"] = True
-    soundfile.write(str(target), np.clip(kept, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16")
+    # soundfile wants (frames, channels); the decoder gives (channels, frames).
+    samples = kept if kept.ndim == 1 else kept.T
+    soundfile.write(str(target), np.clip(samples, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16")
     return "audio/flac", report
+
+
+def _layout(channels: int) -> str:
+    return "mono" if channels == 1 else ("stereo" if channels == 2 else f"{channels}c")
+
+
+def only_channel(source: Path, target: Path, channel: int) -> tuple[str, float]:
+    """One channel of a recording as FLAC: one person's own side of a call.
+
+    Decoded and written frame by frame, so memory stays at one frame whatever the length.
+    Returns the media type and the duration in seconds. Raises :class:`InvalidInput`
+    (``invalid_audio_channel``) for a channel the recording does not have.
+    """
+    with av.open(str(source)) as container:
+        if not container.streams.audio:
+            raise InvalidInput("The recording has no sound.", code="corrupt_media")
+        stream = container.streams.audio[0]
+        channels = max(1, stream.codec_context.channels)
+        if not 0 <= channel < channels:
+            raise InvalidInput(
+                f"The recording has {channels} channels; choose 0 to {channels - 1}.",
+                code="invalid_audio_channel",
+            )
+        rate = min(int(stream.codec_context.sample_rate or 16_000), 48_000)
+        resampler = av.AudioResampler(format="fltp", layout=_layout(channels), rate=rate)
+        frames = 0
+        with soundfile.SoundFile(
+            str(target), "w", samplerate=rate, channels=1, format="FLAC", subtype="PCM_16"
+        ) as out:
+
+            def write(converted: av.AudioFrame) -> None:
+                nonlocal frames
+                piece = converted.to_ndarray()[channel].astype(np.float32, copy=False)
+                out.write(np.clip(piece, -1.0, 1.0))
+                frames += piece.size
+
+            for frame in container.decode(stream):
+                for converted in resampler.resample(frame):
+                    write(converted)
+            for converted in resampler.resample(None):
+                write(converted)
+    return "audio/flac", round(frames / rate, 3)
 
 
 # --- video ----------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
+from fairtrain.consent import counterparty
 from fairtrain.consent import service as consent_service
+from fairtrain.consent.models import CounterpartyInvite, InviteStatus
 from fairtrain.consent.plain import explain, risk_notes
 from fairtrain.consent.service import ensure_policy
 from fairtrain.consent.templates import TEMPLATES
@@ -137,6 +139,36 @@ def asset_page(
     return _asset_page(asset_id, request, principal, session)
 
 
+# What the "People in this …" section calls the asset.
+PEOPLE_NOUNS = {"chat": "chat", "audio": "recording", "image": "photo", "video": "video"}
+
+
+def _people(
+    request: Request, session: SessionDep, asset: Asset
+) -> list[tuple[counterparty.Part, list[CounterpartyInvite], bool]]:
+    """Each part the redaction named, its invites, and whether it can be invited now."""
+    invites = counterparty.invites_of(session, request.app.state.settings, asset)
+    rows = []
+    for part in counterparty.parts_of(asset):
+        mine = [
+            i
+            for i in invites
+            if (found := counterparty.invite_part(asset, i)) is not None and found.id == part.id
+        ]
+        closed = any(
+            InviteStatus(i.status)
+            in (
+                InviteStatus.PENDING,
+                InviteStatus.CONSENTED,
+                InviteStatus.REFUSED,
+                InviteStatus.WITHDRAWN,
+            )
+            for i in mine
+        )
+        rows.append((part, mine, not closed))
+    return rows
+
+
 def _asset_page(
     asset_id: str,
     request: Request,
@@ -145,6 +177,7 @@ def _asset_page(
     *,
     error: DomainError | None = None,
     status_code: int = 200,
+    invite_link: str | None = None,
 ) -> Response:
     asset = authorize_asset(principal, AssetAction.READ, service.get_asset(session, asset_id))
     job = service.latest_job(session, asset.id)
@@ -158,6 +191,7 @@ def _asset_page(
             original_marked = _marked(original, list(report.get("spans", [])))
     terms = consent_service.current_policy(session, asset.id)
     terms_policy = consent_service.policy_of(terms) if terms else None
+    people = _people(request, session, asset) if owner else []
     return render(
         request,
         "asset.html",
@@ -174,6 +208,9 @@ def _asset_page(
         explanation=explain(terms_policy) if terms_policy else [],
         risks=risk_notes(terms_policy, asset.modality) if terms_policy else [],
         templates=TEMPLATES.values(),
+        people=people,
+        people_noun=PEOPLE_NOUNS.get(str(asset.modality)),
+        invite_link=invite_link,
     )
 
 
@@ -274,7 +311,7 @@ def terms_submit(
                 "The price must be a number, like 1.50.", code="invalid_price"
             ) from None
         code = currency.upper()
-        return consent_service.set_policy(
+        record = consent_service.set_policy(
             session,
             settings,
             asset,
@@ -286,6 +323,10 @@ def terms_submit(
                 {"explicit_biometric_consent"} if explicit_biometric_consent else ()
             ),
         )
+        counterparty.terms_changed(
+            session, settings, asset, request.app.state.jobs.dispatch, actor=principal.ref
+        )
+        return record
 
     return _act(asset_id, request, principal, session, csrf_token, choose)
 
@@ -306,4 +347,68 @@ def erase_submit(
         session,
         csrf_token,
         lambda asset: service.erase_asset(session, asset, context.delete_blob, actor=principal.ref),
+    )
+
+
+@router.post("/assets/{asset_id}/invites", response_class=HTMLResponse)
+def invite_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    part: Annotated[str, Form(max_length=240)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    """Create an invite link for one person; the page shows it once."""
+    if not _contributor(principal):
+        return RedirectResponse("/login", status_code=303)
+    check_form(request, principal, csrf_token)
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    settings = request.app.state.settings
+    try:
+        with session.begin_nested():
+            _, token = counterparty.create_invite(
+                session,
+                settings,
+                asset,
+                actor=principal.ref,
+                part=part,
+                name=name or None,
+                email=email or None,
+            )
+    except DomainError as error:
+        return _asset_page(
+            asset_id, request, principal, session, error=error, status_code=error.status
+        )
+    return _asset_page(
+        asset_id,
+        request,
+        principal,
+        session,
+        status_code=201,
+        invite_link=counterparty.invite_link(settings, token),
+    )
+
+
+@router.post("/assets/{asset_id}/invites/{invite_id}/revoke", response_class=HTMLResponse)
+def revoke_submit(
+    asset_id: str,
+    invite_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    settings = request.app.state.settings
+    return _act(
+        asset_id,
+        request,
+        principal,
+        session,
+        csrf_token,
+        lambda asset: counterparty.revoke_invite(
+            session, settings, asset, invite_id, actor=principal.ref
+        ),
     )

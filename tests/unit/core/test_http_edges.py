@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
-from fairtrain.middleware import SECURITY_HEADERS
+from fairtrain.middleware import SECURITY_HEADERS, loggable_path
 
 
 def test_unknown_api_path_is_a_problem_document(client: TestClient) -> None:
@@ -57,3 +58,17 @@ def test_openapi_lists_the_api(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/api/v1/accounts/contributors" in spec["paths"]
     assert spec["info"]["title"] == "fairtrain"
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/invites/s3cr3t-T0ken_", "/invites/[token]"),
+        ("/invites/s3cr3t/answer", "/invites/[token]/answer"),
+        ("/api/v1/invites/s3cr3t/part", "/api/v1/invites/[token]/part"),
+        ("/api/v1/assets/ast_1/invites/inv_2", "/api/v1/assets/ast_1/invites/inv_2"),
+        ("/assets/ast_1", "/assets/ast_1"),
+    ],
+)
+def test_invite_tokens_are_kept_out_of_logged_paths(path: str, logged: str) -> None:
+    assert loggable_path(path) == logged
