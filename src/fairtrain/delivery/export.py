@@ -186,6 +186,11 @@ class _Export:
             self.parquet.add(item, None, relative)
             self.media.append({"path": relative, "format": "file", "keys": [item.key]})
 
+    def abort(self) -> None:
+        for writer in (self.parquet, self.tar, self.receipts):
+            if writer is not None:
+                writer.abort()
+
     def finish(self) -> dict[str, Any]:
         d = self.description
         count = len(self.keys)
@@ -259,6 +264,7 @@ def export_dataset(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial_dir(out_dir)
     partial.mkdir()
+    export: _Export | None = None
     try:
         export = _Export(partial, description, chosen, limits or ExportLimits())
         for item in items:
@@ -268,6 +274,8 @@ def export_dataset(
         os.rename(partial, out_dir)
         fsync_directory(out_dir.parent)
     except BaseException:
+        if export is not None:
+            export.abort()
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest

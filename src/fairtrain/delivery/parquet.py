@@ -41,6 +41,7 @@ absurd); every other column is zstd-compressed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -285,6 +286,16 @@ class ParquetShardWriter:
             os.replace(partial, self._dir / name)
             records.append(ShardRecord(f"{PARQUET_DIR}/{name}", keys))
         return records
+
+    def abort(self) -> None:
+        """Close what is open after a failure (the caller removes the files)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+        self._writer = None
+        self._sink = None
 
     def _shard_size(self) -> int:
         return self._sink.tell() if self._sink is not None else 0

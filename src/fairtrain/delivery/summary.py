@@ -163,6 +163,9 @@ class ConsentReceiptsWriter:
         self._handle.write(("" if self._first else ",\n") + line)
         self._first = False
 
+    def abort(self) -> None:
+        self._handle.close()
+
     def close(self) -> None:
         self._handle.write("\n]}\n")
         self._handle.flush()

@@ -124,6 +124,13 @@ class TarShardWriter:
             self._close_shard()
         return list(self._records)
 
+    def abort(self) -> None:
+        """Close what is open after a failure (the caller removes the files)."""
+        if self._sink is not None:
+            self._sink.close()
+        self._tar = None
+        self._sink = None
+
     def _info(self, name: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
         info.size = size
