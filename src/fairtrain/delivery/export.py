@@ -34,7 +34,6 @@ from fairtrain.delivery.items import ExportDescription, ExportItem, check_item
 from fairtrain.delivery.manifest import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
-    list_files,
     read_manifest,
     write_manifest,
 )
@@ -43,6 +42,7 @@ from fairtrain.delivery.streams import (
     CHUNK,
     VerifyingReader,
     fsync_directory,
+    fsync_file,
     read_all,
     sha256_file,
 )
@@ -141,6 +141,8 @@ class _Export:
         self.tally = ContentTally()
         self.keys: set[str] = set()
         self.media: list[dict[str, Any]] = []
+        # path -> (sha256, size) of every file written, taken as each file is sealed.
+        self.digests: dict[str, tuple[str, int]] = {}
 
     def add(self, item: ExportItem) -> None:
         check_item(item, self.description.modalities)
@@ -179,12 +181,11 @@ class _Export:
                 while reader.read(CHUNK):
                     pass
                 reader.finish()
-            for sink in sinks:
-                sink.flush()
-                os.fsync(sink.fileno())
         if self.parquet is not None:
             self.parquet.add(item, None, relative)
             self.media.append({"path": relative, "format": "file", "keys": [item.key]})
+            # The copy holds exactly the item's verified bytes: its digest is the item's.
+            self.digests[relative] = (item.sha256, item.size)
 
     def abort(self) -> None:
         for writer in (self.parquet, self.tar, self.receipts):
@@ -200,16 +201,12 @@ class _Export:
                 code="export_item_count",
             )
         shards: list[dict[str, Any]] = []
-        if self.parquet is not None:
-            shards += [
-                {"path": s.path, "format": "parquet", "keys": list(s.keys)}
-                for s in self.parquet.close()
-            ]
-        if self.tar is not None:
-            shards += [
-                {"path": s.path, "format": "webdataset", "keys": list(s.keys)}
-                for s in self.tar.close()
-            ]
+        for kind, writer in (("parquet", self.parquet), ("webdataset", self.tar)):
+            if writer is None:
+                continue
+            for record in writer.close():
+                shards.append({"path": record.path, "format": kind, "keys": list(record.keys)})
+                self.digests[record.path] = (record.sha256, record.size)
         shards += self.media
         self.receipts.close()
         (self.directory / CARD_FILE).write_text(
@@ -218,13 +215,12 @@ class _Export:
         )
         summary = build_training_summary(d, self.tally)
         (self.directory / SUMMARY_FILE).write_bytes(_json_bytes(summary))
-        files = list_files(self.directory)
-        croissant = build_croissant(d, files, item_count=count)
-        croissant_path = self.directory / CROISSANT_FILE
-        croissant_path.write_bytes(_json_bytes(croissant))
-        digest, size = sha256_file(croissant_path)
-        files.append({"path": CROISSANT_FILE, "sha256": digest, "size": size})
-        files.sort(key=lambda entry: str(entry["path"]))
+        for name in (RECEIPTS_FILE, CARD_FILE, SUMMARY_FILE):
+            self.digests[name] = sha256_file(self.directory / name)
+        croissant = build_croissant(d, self._files(), item_count=count)
+        (self.directory / CROISSANT_FILE).write_bytes(_json_bytes(croissant))
+        self.digests[CROISSANT_FILE] = sha256_file(self.directory / CROISSANT_FILE)
+        files = self._files()
         created = format_time(d.created_at)
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -240,7 +236,20 @@ class _Export:
             "withdrawn": [],
         }
         write_manifest(self.directory, manifest)
+        # Durable before it is renamed into place: the shards were already handed to the
+        # kernel for write-out as each was sealed, so this mostly waits for what is left.
+        for entry in files:
+            fsync_file(self.directory / entry["path"])
+        fsync_file(self.directory / MANIFEST_FILE)
+        for directory in {(self.directory / entry["path"]).parent for entry in files}:
+            fsync_directory(directory)
         return manifest
+
+    def _files(self) -> list[dict[str, Any]]:
+        return [
+            {"path": path, "sha256": digest, "size": size}
+            for path, (digest, size) in sorted(self.digests.items())
+        ]
 
 
 def export_dataset(

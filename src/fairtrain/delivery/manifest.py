@@ -23,7 +23,6 @@ __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_FORMAT",
     "ManifestCheck",
-    "list_files",
     "manifest_digest",
     "read_manifest",
     "verify_export",
@@ -32,18 +31,6 @@ __all__ = [
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "fairtrain-export/1"
-
-
-def list_files(export_dir: Path) -> list[dict[str, Any]]:
-    """Every file under ``export_dir`` but the manifest, hashed, sorted by path."""
-    entries = []
-    for path in sorted(p for p in export_dir.rglob("*") if p.is_file()):
-        relative = path.relative_to(export_dir).as_posix()
-        if relative == MANIFEST_FILE:
-            continue
-        digest, size = sha256_file(path)
-        entries.append({"path": relative, "sha256": digest, "size": size})
-    return entries
 
 
 def write_manifest(export_dir: Path, manifest: dict[str, Any]) -> None:

@@ -47,7 +47,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,6 +55,7 @@ import pyarrow.parquet as pq
 
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import JSON, ExportItem, Modality
+from fairtrain.delivery.streams import fsync_file, seal
 from fairtrain.errors import InvalidInput
 
 __all__ = [
@@ -158,7 +159,7 @@ def parquet_schema(
     return pa.schema(fields, metadata=metadata)
 
 
-def _open_writer(sink: IO[bytes], schema: pa.Schema) -> pq.ParquetWriter:
+def _open_writer(sink: pa.NativeFile, schema: pa.Schema) -> pq.ParquetWriter:
     media = [name for name in schema.names if schema.field(name).type == MEDIA_STRUCT]
     compression: dict[str, str] = {}
     for name in schema.names:
@@ -198,6 +199,8 @@ def _typed_value(item: ExportItem, name: str, kind: pa.DataType) -> JSON:
 class ShardRecord:
     path: str  # relative to the export directory, '/'-separated
     keys: tuple[str, ...]
+    sha256: str
+    size: int
 
 
 class ParquetShardWriter:
@@ -222,10 +225,11 @@ class ParquetShardWriter:
         self._row_group_rows = row_group_rows
         self._columns: dict[str, list[Any]] = {name: [] for name in self._schema.names}
         self._buffered_bytes = 0
-        self._sink: IO[bytes] | None = None
+        self._sink: pa.NativeFile | None = None
+        self._sink_path: Path | None = None
         self._writer: pq.ParquetWriter | None = None
         self._shard_keys: list[str] = []
-        self._finished: list[tuple[Path, tuple[str, ...]]] = []
+        self._finished: list[tuple[Path, tuple[str, ...], str, int]] = []
 
     def add(self, item: ExportItem, content: bytes | None, media_file: str | None) -> None:
         """One row. ``content`` is the item's bytes, or None when it was too large to
@@ -281,10 +285,10 @@ class ParquetShardWriter:
             self._close_shard()
         total = len(self._finished)
         records = []
-        for index, (partial, keys) in enumerate(self._finished):
+        for index, (partial, keys, digest, size) in enumerate(self._finished):
             name = f"train-{index:05d}-of-{total:05d}.parquet"
             os.replace(partial, self._dir / name)
-            records.append(ShardRecord(f"{PARQUET_DIR}/{name}", keys))
+            records.append(ShardRecord(f"{PARQUET_DIR}/{name}", keys, digest, size))
         return records
 
     def abort(self) -> None:
@@ -304,30 +308,54 @@ class ParquetShardWriter:
         if not self._columns["key"]:
             return
         if self._writer is None:
-            path = self._dir / f"train-{len(self._finished):05d}.parquet.partial"
-            self._sink = path.open("wb")
-            self._writer = _open_writer(self._sink, self._schema)
-        table = pa.Table.from_pydict(self._columns, schema=self._schema)
+            self._open_shard()
+        assert self._writer is not None
+        table = pa.Table.from_arrays(
+            [self._array(field) for field in self._schema], schema=self._schema
+        )
         self._writer.write_table(table, row_group_size=table.num_rows)
+        del table
         for values in self._columns.values():
             values.clear()
         self._buffered_bytes = 0
+        # The allocator keeps freed row-group buffers for reuse; hand them back so the
+        # process stays at one row group's worth of memory between flushes.
+        pa.default_memory_pool().release_unused()
+
+    def _array(self, field: pa.Field) -> pa.Array:
+        values = self._columns[field.name]
+        if field.type != MEDIA_STRUCT:
+            return pa.array(values, type=field.type)
+        # Built from columns rather than row dicts: no per-row conversion, one copy.
+        present = [value is not None for value in values]
+        return pa.StructArray.from_arrays(
+            [
+                pa.array([v["bytes"] if v else None for v in values], type=pa.binary()),
+                pa.array([v["path"] if v else None for v in values], type=pa.string()),
+            ],
+            fields=list(MEDIA_STRUCT),
+            mask=pa.array([not p for p in present], type=pa.bool_()),
+        )
 
     def _close_shard(self) -> None:
         self._flush()
         if self._writer is None:  # an empty dataset still gets one (empty) shard
-            path = self._dir / f"train-{len(self._finished):05d}.parquet.partial"
-            self._sink = path.open("wb")
-            self._writer = _open_writer(self._sink, self._schema)
-        assert self._sink is not None
+            self._open_shard()
+        assert self._writer is not None and self._sink is not None
+        assert self._sink_path is not None
         self._writer.close()
-        self._sink.flush()
-        os.fsync(self._sink.fileno())
         self._sink.close()
-        self._finished.append((Path(self._sink.name), tuple(self._shard_keys)))
+        digest, size = seal(self._sink_path)
+        self._finished.append((self._sink_path, tuple(self._shard_keys), digest, size))
         self._writer = None
         self._sink = None
         self._shard_keys = []
+
+    def _open_shard(self) -> None:
+        # pyarrow's own file (not a Python file object): writes skip the interpreter.
+        self._sink_path = self._dir / f"train-{len(self._finished):05d}.parquet.partial"
+        self._sink = pa.OSFile(str(self._sink_path), "wb")
+        self._writer = _open_writer(self._sink, self._schema)
 
 
 def _row_groups(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
@@ -347,15 +375,14 @@ def rewrite_parquet_shard(path: Path, keys: frozenset[str]) -> tuple[str, ...]:
         return ()
     partial = path.with_name(path.name + ".partial")
     wanted = pa.array(sorted(keys), type=pa.string())
-    with partial.open("wb") as sink:
+    with pa.OSFile(str(partial), "wb") as sink:
         writer = _open_writer(sink, parquet.schema_arrow)
         for table in _row_groups(parquet):
             kept = table.filter(pc.invert(pc.is_in(table.column("key"), value_set=wanted)))
             if kept.num_rows:
                 writer.write_table(kept, row_group_size=kept.num_rows)
         writer.close()
-        sink.flush()
-        os.fsync(sink.fileno())
+    fsync_file(partial)
     parquet.close()
     os.replace(partial, path)
     return removed

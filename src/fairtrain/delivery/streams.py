@@ -17,7 +17,15 @@ from typing import IO, BinaryIO
 from fairtrain.delivery.items import ExportItem
 from fairtrain.errors import InvalidInput
 
-__all__ = ["CHUNK", "VerifyingReader", "fsync_directory", "read_all", "sha256_file"]
+__all__ = [
+    "CHUNK",
+    "VerifyingReader",
+    "fsync_directory",
+    "fsync_file",
+    "read_all",
+    "seal",
+    "sha256_file",
+]
 
 CHUNK = 1 << 20
 
@@ -78,13 +86,13 @@ def read_all(item: ExportItem) -> bytes:
     """The whole item, checked (for items small enough to embed in a Parquet cell)."""
     reader = VerifyingReader(item)
     try:
-        pieces = []
-        while piece := reader.read(CHUNK):
-            pieces.append(piece)
+        # One read of the declared size: a file returns it as one bytes object, so the
+        # item is in memory once, not once in pieces and once joined.
+        data = reader.read(item.size)
         reader.finish()
     finally:
         reader.close()
-    return b"".join(pieces)
+    return data
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -95,6 +103,28 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(piece)
             size += len(piece)
     return digest.hexdigest(), size
+
+
+def seal(path: Path) -> tuple[str, int]:
+    """Digest a file just written (it is still in the page cache, so this costs the hash,
+    not a read from disk), then ask the kernel to start writing it out and drop it from
+    the cache: an export of many GB neither re-reads its shards nor crowds the cache.
+    ``fsync_file`` later waits for the write-out."""
+    digest, size = sha256_file(path)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+    return digest, size
+
+
+def fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def fsync_directory(path: Path) -> None:

@@ -168,8 +168,6 @@ class ConsentReceiptsWriter:
 
     def close(self) -> None:
         self._handle.write("\n]}\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
         self._handle.close()
 
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import ExportItem
 from fairtrain.delivery.parquet import MiB, ShardRecord
-from fairtrain.delivery.streams import CHUNK, VerifyingReader
+from fairtrain.delivery.streams import CHUNK, VerifyingReader, fsync_file, seal
 from fairtrain.errors import InvalidInput
 
 __all__ = [
@@ -154,11 +154,12 @@ class TarShardWriter:
     def _close_shard(self) -> None:
         assert self._tar is not None and self._sink is not None
         self._tar.close()
-        self._sink.flush()
-        os.fsync(self._sink.fileno())
         self._sink.close()
-        name = Path(self._sink.name).name
-        self._records.append(ShardRecord(f"{WEBDATASET_DIR}/{name}", tuple(self._keys)))
+        path = Path(self._sink.name)
+        digest, size = seal(path)
+        self._records.append(
+            ShardRecord(f"{WEBDATASET_DIR}/{path.name}", tuple(self._keys), digest, size)
+        )
         self._tar = None
         self._sink = None
         self._keys = []
@@ -193,7 +194,6 @@ def rewrite_tar_shard(path: Path, keys: frozenset[str]) -> tuple[str, ...]:
                     removed.append(key)
                 continue
             target.addfile(member, body)
-    with partial.open("rb+") as written:
-        os.fsync(written.fileno())
+    fsync_file(partial)
     os.replace(partial, path)
     return tuple(removed)
