@@ -4,8 +4,8 @@ sections) generated from the ``ExportDescription`` alone, never from contributor
 The front matter is what the Hub and ``huggingface_hub.DatasetCard`` read: ``license:
 other`` with ``license_name``/``license_link`` pointing at the licence, task categories
 derived from the declared purpose and the modalities, languages, size category, pretty
-name and a ``configs`` entry pointing at the Parquet shards. Every scalar is written as a
-JSON string, which YAML reads as the same string, so no value can break the YAML.
+name and a ``configs`` entry pointing at the Parquet shards. Every string is written
+double-quoted with YAML's escapes, so no value can break the YAML or read back changed.
 """
 
 from __future__ import annotations
@@ -114,10 +114,32 @@ def _yaml(value: Any, indent: int = 0) -> list[str]:
     return lines
 
 
+def _quote(text: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly ``text``: everything YAML
+    would not take literally (controls, DEL, NEL, line and paragraph separators, the BOM,
+    non-characters) is escaped, the rest is kept as it is."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD:
+            out.append(char if code not in (0x2028, 0x2029, 0xFEFF) else f"\\u{code:04x}")
+        elif code >= 0x10000:
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, list | dict):
         return "[]" if isinstance(value, list) else "{}"
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return _quote(value)
+    return json.dumps(value)
 
 
 def _day(moment: datetime | None) -> str:
@@ -160,7 +182,8 @@ def render_card(
     d = description
     base = d.platform_base_url.rstrip("/")
     territory = ", ".join(d.territory) or "no territory"
-    lines = ["---", *_yaml(matter), "---", "", f"# {d.dataset_name}", ""]
+    title = " ".join(d.dataset_name.split())  # one line, whatever the name holds
+    lines = ["---", *_yaml(matter), "---", "", f"# {title}", ""]
     lines += [
         "## Summary",
         "",

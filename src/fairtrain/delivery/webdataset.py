@@ -105,8 +105,11 @@ class TarShardWriter:
         )
         try:
             tar.addfile(self._info(member_name(item), item.size), body)
-        except OSError:
-            if isinstance(source, VerifyingReader) and source.count < item.size:
+        except OSError as error:
+            # tarfile reports a source that ends early as a bare OSError; a source's own
+            # failure (a subclass: connection reset…) is re-raised as it is.
+            short = isinstance(source, VerifyingReader) and source.count < item.size
+            if type(error) is OSError and short:
                 raise InvalidInput(
                     f"Item {item.key} ended after {source.count} of its {item.size} "
                     "bytes; nothing was exported.",

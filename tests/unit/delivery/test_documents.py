@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 from huggingface_hub import DatasetCard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.unit.delivery.delivery_helpers import make_description
 
 from fairtrain.delivery import (
@@ -79,6 +81,16 @@ def test_card_values_cannot_break_the_yaml(items: list[ExportItem]) -> None:
     assert parsed["pretty_name"] == hostile.dataset_name
     assert "injected" not in parsed
     assert parsed["language"] == []
+
+
+@given(name=st.text(min_size=1), limit=st.text())
+@settings(max_examples=200, deadline=None)
+def test_any_text_survives_the_front_matter(name: str, limit: str) -> None:
+    description = make_description([], dataset_name=name, languages=(limit,))
+    matter = render_card(description, item_count=0).split("\n---\n")[0].removeprefix("---\n")
+    parsed = yaml.safe_load(matter)
+    assert parsed["pretty_name"] == name
+    assert parsed["language"] == [limit.split("-")[0].lower()]
 
 
 @pytest.mark.parametrize(
