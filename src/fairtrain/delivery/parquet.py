@@ -23,8 +23,8 @@ typed metadata              see ``TYPED_METADATA``        null when the item has
 ``metadata``                string                        all delivered metadata, RFC 8785 JSON
 ==========================  ============================  =====================================
 
-Why the sizes: a row group is flushed at ``row_group_bytes`` (64 MiB) of media or
-``row_group_rows`` (1,000) rows, whichever comes first. Readers (``datasets`` streaming,
+Why the sizes: a row group holds at most ``row_group_bytes`` (64 MiB) of media (or one
+item larger than that) and at most ``row_group_rows`` (1,000) rows. Readers (``datasets`` streaming,
 ``pyarrow.dataset`` scans, the Hub's viewer) hold one row group at a time, so this bounds
 their memory as well as ours, while keeping per-row-group overhead (footer entries,
 page headers) negligible next to media bytes. Shards are capped at ``max_shard_bytes``
@@ -239,6 +239,10 @@ class ParquetShardWriter:
             self._max_shard_bytes
         ):
             self._close_shard()
+        elif self._buffered_bytes and self._buffered_bytes + weight > self._row_group_bytes:
+            # Flush before, not after, the row that would pass the target: a row group
+            # then never holds more than the target (or one item larger than it).
+            self._flush()
         row: dict[str, Any] = {
             "key": item.key,
             "modality": str(item.modality),
@@ -273,10 +277,7 @@ class ParquetShardWriter:
             values.append(row[name])
         self._shard_keys.append(item.key)
         self._buffered_bytes += weight
-        if (
-            self._buffered_bytes >= self._row_group_bytes
-            or len(self._columns["key"]) >= self._row_group_rows
-        ):
+        if len(self._columns["key"]) >= self._row_group_rows:
             self._flush()
 
     def close(self) -> list[ShardRecord]:
