@@ -32,6 +32,7 @@ from fairtrain.ingest.service import UploadContext
 from fairtrain.ingest.sniff import Limits, inspect
 from fairtrain.jobs.queue import JobQueue
 from fairtrain.ledger.api import router as ledger_router
+from fairtrain.licensing.api import router as licensing_router
 from fairtrain.logs import configure_logging
 from fairtrain.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from fairtrain.problems import PROBLEM_RESPONSES, problem_response, register_error_handlers
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog_router, responses=PROBLEM_RESPONSES)
     app.include_router(campaign_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasets_router, responses=PROBLEM_RESPONSES)
+    app.include_router(licensing_router, responses=PROBLEM_RESPONSES)
     app.include_router(consent_router, responses=PROBLEM_RESPONSES)
     app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_router, responses=PROBLEM_RESPONSES)

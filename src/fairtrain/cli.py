@@ -18,11 +18,13 @@ from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.audit.cli import app as audit_app
 from fairtrain.bootstrap import InsecureConfiguration, prepare_settings
+from fairtrain.catalog.cli import app as catalog_app
 from fairtrain.config import Mode, Settings, get_settings, reset_settings_cache
 from fairtrain.consent.cli import app as consent_app
 from fairtrain.db import make_engine, make_session_factory, session_scope
 from fairtrain.errors import DomainError
 from fairtrain.ledger.cli import app as ledger_app
+from fairtrain.licensing.cli import app as licensing_app
 from fairtrain.privacy.cli import app as privacy_app
 from fairtrain.vault.cli import app as vault_app
 
@@ -39,7 +41,9 @@ users_app = typer.Typer(help="Create accounts from the command line.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(catalog_app, name="catalog")
 app.add_typer(consent_app, name="consent")
+app.add_typer(licensing_app, name="licences")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(vault_app, name="vault")

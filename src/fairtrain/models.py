@@ -11,6 +11,7 @@ from fairtrain.db import Base
 from fairtrain.ingest import models as ingest_models
 from fairtrain.jobs import models as jobs_models
 from fairtrain.ledger import models as ledger_models
+from fairtrain.licensing import models as licensing_models
 from fairtrain.vault import models as vault_models
 
 __all__ = ["Base", "metadata"]
@@ -24,6 +25,7 @@ _DOMAIN_MODELS = (
     datasets_models,
     ingest_models,
     jobs_models,
+    licensing_models,
     ledger_models,
     vault_models,
 )

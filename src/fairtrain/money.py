@@ -16,6 +16,7 @@ __all__ = [
     "ZERO_DECIMAL",
     "check_currency",
     "format_money",
+    "major_text",
     "minor_exponent",
     "to_major",
     "to_minor",
@@ -35,10 +36,10 @@ def minor_exponent(currency: str) -> int:
 
 def check_currency(currency: str, pointer: str = "/currency") -> str:
     """The currency code, upper-cased, or a 422 naming the field."""
-    code = currency.upper()
+    code = currency.strip().upper() if isinstance(currency, str) else ""
     if code not in CURRENCIES:
         raise InvalidInput(
-            f"{currency} is not a currency this platform pays out in "
+            f"{currency!r} is not a currency this platform prices and pays in "
             f"({', '.join(sorted(CURRENCIES))}).",
             code="unknown_currency",
             pointer=pointer,
@@ -56,6 +57,13 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 def to_major(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-minor_exponent(currency))
+
+
+def major_text(minor: int, currency: str) -> str:
+    """``1234, "EUR"`` → ``"12.34"``; ``1234, "JPY"`` → ``"1234"`` (exact; what bank files
+    and CSV exports print)."""
+    places = minor_exponent(currency)
+    return f"{to_major(minor, currency):.{places}f}"
 
 
 def format_money(minor: int, currency: str) -> str:

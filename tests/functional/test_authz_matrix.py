@@ -135,6 +135,7 @@ def _buyer_signup_form(world: World, caller: Caller, tenant: str) -> dict[str, A
 CONTRIBUTOR = frozenset({"contributor"})
 BUYERS = frozenset({"buyer_admin", "buyer_member", "api_key"})
 CATALOG_READERS = BUYERS | {"operator"}
+SPENDERS = frozenset({"buyer_admin", "api_key"})
 ASSET_READERS = frozenset({"contributor", "operator"})
 
 
@@ -378,6 +379,47 @@ def _batch(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     batch = ledger.create_payout_batch(db, currency="EUR", minimum_minor=1000, actor="system:test")
     db.commit()
     return {"path_params": {"batch_id": batch.id}}
+
+
+def _quotable(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A dataset of the tenant's buyer with one item in it (a freshly listed photo)."""
+    _listed_asset(world, caller, tenant)
+    return _dataset(world, caller, tenant)
+
+
+def _quote(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    spec = _quotable(world, caller, tenant)
+    admin = world.tenant(tenant).buyer_admin
+    version_id = spec["path_params"]["version_id"]
+    response = admin.request("POST", f"/api/v1/dataset-versions/{version_id}/quotes")
+    assert response.status_code == 201, response.text
+    return {"path_params": {"quote_id": response.json()["id"]}}
+
+
+def _order(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    quote_id = _quote(world, caller, tenant)["path_params"]["quote_id"]
+    admin = world.tenant(tenant).buyer_admin
+    response = admin.request(
+        "POST",
+        f"/api/v1/quotes/{quote_id}/orders",
+        headers={"Idempotency-Key": secrets.token_hex(16)},
+    )
+    assert response.status_code == 201, response.text
+    return {"path_params": {"order_id": response.json()["id"]}, "json": {"reference": "M-1"}}
+
+
+def _order_request(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    spec = _quote(world, caller, tenant)
+    return {**spec, "headers": {"Idempotency-Key": secrets.token_hex(16)}}
+
+
+def _licence(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    order_id = _order(world, caller, tenant)["path_params"]["order_id"]
+    response = world.operator.request(
+        "POST", f"/api/v1/orders/{order_id}/confirm-payment", json={"reference": "M-2"}
+    )
+    assert response.status_code == 200, response.text
+    return {"path_params": {"licence_id": response.json()["id"]}}
 
 
 MATRIX: dict[tuple[str, str], Rule] = {
@@ -654,6 +696,26 @@ MATRIX: dict[tuple[str, str], Rule] = {
         OPERATOR, lambda w, c, t: {**_batch(w, c, t), "params": {"format": "csv"}}
     ),
     ("POST", "/api/v1/payouts/{batch_id}/mark-paid"): Rule(OPERATOR, _batch),
+    # Licensing: buyers quote and read; only admins (or keys with licences:write) spend;
+    # operators confirm payments and read every organisation's orders and licences.
+    ("POST", "/api/v1/dataset-versions/{version_id}/quotes"): Rule(
+        BUYERS, _quotable, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/quotes/{quote_id}"): Rule(BUYERS | OPERATOR, _quote, tenant_scoped=True),
+    ("POST", "/api/v1/quotes/{quote_id}/orders"): Rule(
+        SPENDERS, _order_request, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/orders"): Rule(BUYERS | OPERATOR),
+    ("GET", "/api/v1/orders/{order_id}"): Rule(BUYERS | OPERATOR, _order, tenant_scoped=True),
+    ("POST", "/api/v1/orders/{order_id}/cancel"): Rule(SPENDERS, _order, tenant_scoped=True),
+    ("POST", "/api/v1/orders/{order_id}/confirm-payment"): Rule(OPERATOR, _order),
+    ("GET", "/api/v1/licences"): Rule(BUYERS),
+    ("GET", "/api/v1/licences/{licence_id}"): Rule(BUYERS | OPERATOR, _licence, tenant_scoped=True),
+    ("GET", "/api/v1/licences/{licence_id}/agreement"): Rule(
+        BUYERS | OPERATOR, _licence, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/licences/{licence_id}/renewals"): Rule(BUYERS, _licence, tenant_scoped=True),
+    ("GET", "/api/v1/me/earnings"): Rule(CONTRIBUTOR),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

@@ -8,8 +8,7 @@ other commands open their own engine from ``get_settings()`` and run in one tran
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +18,8 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from fairtrain.audit.keys import SigningKeyUnavailable, platform_signing_key
+from fairtrain.cli_support import JsonOption, cli_session, refuse
 from fairtrain.config import get_settings
-from fairtrain.db import make_engine, make_session_factory, session_scope
 from fairtrain.errors import DomainError
 
 __all__ = ["app"]
@@ -33,23 +32,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
 
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _refuse(error: DomainError) -> typer.Exit:
-    err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
-    return typer.Exit(code=2)
+def _session() -> AbstractContextManager[Session]:
+    return cli_session()
 
 
 def _signing_key() -> Ed25519PrivateKey:
@@ -88,7 +73,7 @@ def export_command(
         with _session() as session, console.status("Exporting the audit log…"):
             summary = export_log(session, directory, key.public_key())
     except DomainError as error:
-        raise _refuse(error) from error
+        raise refuse(error) from error
     result = {
         "directory": str(summary.directory),
         "events": summary.events,
@@ -153,7 +138,7 @@ def checkpoint_command(json_output: JsonOption = False) -> None:
         with _session() as session:
             record = checkpoint_record(create_checkpoint(session, key))
     except DomainError as error:
-        raise _refuse(error) from error
+        raise refuse(error) from error
     if json_output:
         console.print_json(json.dumps(record))
     else:
@@ -177,7 +162,7 @@ def prove_command(
         with _session() as session:
             proof = inclusion_proof(session, event_id)
     except DomainError as error:
-        raise _refuse(error) from error
+        raise refuse(error) from error
     document = json.dumps(proof, indent=2, sort_keys=True)
     if output is not None:
         output.write_text(document + "\n")

@@ -8,8 +8,7 @@ a refusal prints its code and sentence and exits 2. The audit log names the acto
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,17 +17,15 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from fairtrain.cli_support import CLI_ACTOR, JsonOption, cli_session, err_console
 from fairtrain.config import get_settings
-from fairtrain.db import make_engine, make_session_factory, session_scope
-from fairtrain.errors import DomainError
 from fairtrain.ledger import service
 from fairtrain.ledger.models import PayoutBatch
-from fairtrain.ledger.money import major_units
 from fairtrain.ledger.payouts import ExportFormat
+from fairtrain.money import major_text
 
 __all__ = ["app"]
 
-CLI_ACTOR = "system:cli"
 
 app = typer.Typer(
     help="Ledger: the trial balance, and payout batches (create, export for the bank, mark paid).",
@@ -39,23 +36,10 @@ payouts_app = typer.Typer(
 )
 app.add_typer(payouts_app, name="payouts")
 console = Console()
-err_console = Console(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    except DomainError as error:
-        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+def _session() -> AbstractContextManager[Session]:
+    return cli_session()
 
 
 @app.command("trial-balance")
@@ -97,15 +81,15 @@ def trial_balance_command(as_json: JsonOption = False) -> None:
             table.add_row(
                 account.account,
                 account.kind.value,
-                major_units(account.debit_minor, block.currency),
-                major_units(account.credit_minor, block.currency),
-                major_units(account.balance_minor, block.currency),
+                major_text(account.debit_minor, block.currency),
+                major_text(account.credit_minor, block.currency),
+                major_text(account.balance_minor, block.currency),
             )
         table.add_row(
             "[bold]total[/bold]",
             "",
-            major_units(block.debit_minor, block.currency),
-            major_units(block.credit_minor, block.currency),
+            major_text(block.debit_minor, block.currency),
+            major_text(block.credit_minor, block.currency),
             "",
         )
         console.print(table)
@@ -148,12 +132,12 @@ def create_command(
         return
     console.print(
         f"Created payout batch {document['id']}: {document['item_count']} transfer(s), "
-        f"{major_units(document['total_minor'], document['currency'])} {document['currency']}."
+        f"{major_text(document['total_minor'], document['currency'])} {document['currency']}."
     )
     for skipped in document["skipped"]:
         console.print(
             f"  skipped {skipped['user_id']} "
-            f"({major_units(skipped['balance_minor'], document['currency'])}): "
+            f"({major_text(skipped['balance_minor'], document['currency'])}): "
             f"{skipped['reason']}"
         )
 

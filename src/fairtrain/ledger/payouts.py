@@ -26,7 +26,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from fairtrain.errors import Conflict, InvalidInput
-from fairtrain.ledger.money import major_units
+from fairtrain.money import major_text
 
 __all__ = [
     "PAIN001_NAMESPACE",
@@ -186,7 +186,7 @@ def payouts_csv(batch_id: str, currency: str, transfers: Sequence[Transfer]) -> 
                 csv_cell(transfer.creditor_name),
                 transfer.creditor_iban,
                 currency,
-                major_units(transfer.amount_minor, currency),
+                major_text(transfer.amount_minor, currency),
                 str(transfer.amount_minor),
             ]
         )
@@ -229,7 +229,7 @@ def pain001_xml(
     if not transfers:
         raise InvalidInput("A payment file needs at least one transfer.", code="nothing_to_pay")
     count = str(len(transfers))
-    control_sum = major_units(sum(t.amount_minor for t in transfers), currency)
+    control_sum = major_text(sum(t.amount_minor for t in transfers), currency)
     document = ET.Element(f"{{{PAIN001_NAMESPACE}}}Document")
     initiation = _sub(document, "CstmrCdtTrfInitn")
 
@@ -263,7 +263,7 @@ def pain001_xml(
     for transfer in transfers:
         item = _sub(payment, "CdtTrfTxInf")
         _sub(_sub(item, "PmtId"), "EndToEndId", transfer.end_to_end_id[:35])
-        amount = major_units(transfer.amount_minor, currency)
+        amount = major_text(transfer.amount_minor, currency)
         _sub(_sub(item, "Amt"), "InstdAmt", amount, Ccy=currency)
         _sub(_sub(item, "Cdtr"), "Nm", _xml_text(transfer.creditor_name, MAX_NAME_LENGTH))
         _sub(_path(item, "CdtrAcct", "Id"), "IBAN", transfer.creditor_iban)

@@ -56,7 +56,6 @@ from fairtrain.ledger.models import (
     PayoutDetails,
     PayoutItem,
 )
-from fairtrain.ledger.money import require_currency
 from fairtrain.ledger.payouts import (
     ExportFormat,
     Transfer,
@@ -67,6 +66,7 @@ from fairtrain.ledger.payouts import (
     payouts_csv,
 )
 from fairtrain.ledger.statements import StatementLine
+from fairtrain.money import check_currency
 
 __all__ = [
     "BANK",
@@ -200,7 +200,7 @@ def _checked_lines(lines: Sequence[Line]) -> list[Line]:
     for index, line in enumerate(lines):
         pointer = f"/lines/{index}"
         _split_code(line.account)
-        currency = require_currency(line.currency, pointer=f"{pointer}/currency")
+        currency = check_currency(line.currency, pointer=f"{pointer}/currency")
         debit_minor, credit_minor = line.debit_minor, line.credit_minor
         if not (_is_whole(debit_minor) and _is_whole(credit_minor)):
             raise InvalidInput(
@@ -504,7 +504,7 @@ def record_invoice(
     Idempotent per order: recording the same invoice again returns the first entry.
     """
     _check_text(order_id, name="order_id", limit=60)
-    currency = require_currency(currency)
+    currency = check_currency(currency)
     total = _check_amount(total_minor, name="total_minor")
     if session.get(Organisation, org_id) is None:
         raise NotFound("No such organisation.", code="org_not_found")
@@ -571,7 +571,7 @@ def record_payment(
     books nothing for that contributor. Idempotent per order.
     """
     _check_text(order_id, name="order_id", limit=60)
-    currency = require_currency(currency)
+    currency = check_currency(currency)
     total = _check_amount(total_minor, name="total_minor")
     fee = _check_amount(platform_fee_minor, name="platform_fee_minor", allow_zero=True)
     shares: dict[str, int] = {}
@@ -653,7 +653,7 @@ def balance(session: Session, account: str, currency: str) -> int:
     """The account's balance on its normal side (assets: debits − credits; others:
     credits − debits), in minor units of ``currency``. An unused account has 0."""
     kind = account_kind(account)
-    currency = require_currency(currency)
+    currency = check_currency(currency)
     debits, credits = session.execute(
         select(
             func.coalesce(func.sum(JournalLine.debit_minor), 0),
@@ -750,7 +750,7 @@ def statement(
         .order_by(JournalLine.id)
     )
     if currency is not None:
-        query = query.where(JournalLine.currency == require_currency(currency))
+        query = query.where(JournalLine.currency == check_currency(currency))
     running: dict[str, int] = defaultdict(int)
     lines: list[StatementLine] = []
     for posted_at, entry_id, kind, description, line_currency, d, c in session.execute(query):
@@ -853,7 +853,7 @@ def _owed(session: Session, currency: str) -> list[_Owed]:
 
 def payable_balances(session: Session, currency: str) -> dict[str, int]:
     """What the platform owes each contributor in ``currency`` (those owed anything)."""
-    return {o.user_id: o.balance_minor for o in _owed(session, require_currency(currency))}
+    return {o.user_id: o.balance_minor for o in _owed(session, check_currency(currency))}
 
 
 def create_payout_batch(
@@ -867,7 +867,7 @@ def create_payout_batch(
     money but skipped are listed with the reason (``below_minimum``,
     ``no_payout_details``). Nothing to pay is refused with ``nothing_to_pay``.
     """
-    currency = require_currency(currency)
+    currency = check_currency(currency)
     minimum = _check_amount(minimum_minor, name="minimum_minor")
     if is_postgres(session):
         # One batch per currency at a time: the second creator reads the balances the

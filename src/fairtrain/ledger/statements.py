@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fairtrain.ledger.models import EntryKind
-from fairtrain.ledger.money import major_units
 from fairtrain.ledger.payouts import csv_cell
+from fairtrain.money import major_text
 
 __all__ = ["StatementLine", "statement_csv"]
 
@@ -51,8 +51,8 @@ def statement_csv(lines: Sequence[StatementLine]) -> str:
                 line.kind.value,
                 csv_cell(line.description),
                 line.currency,
-                major_units(line.amount_minor, line.currency),
-                major_units(line.balance_minor, line.currency),
+                major_text(line.amount_minor, line.currency),
+                major_text(line.balance_minor, line.currency),
                 str(line.amount_minor),
                 str(line.balance_minor),
             ]

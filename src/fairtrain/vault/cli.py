@@ -6,8 +6,7 @@ Each command opens its own engine from ``get_settings()`` and runs in one transa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Annotated
 
@@ -17,8 +16,8 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fairtrain.cli_support import JsonOption, cli_session
 from fairtrain.config import Settings, get_settings
-from fairtrain.db import make_engine, make_session_factory, session_scope
 from fairtrain.vault.backends import backend_from_url
 from fairtrain.vault.keys import KeyRing
 from fairtrain.vault.models import BlobState, VaultBlob
@@ -39,17 +38,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
 
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
+def _session(settings: Settings) -> AbstractContextManager[Session]:
+    return cli_session(settings)
 
 
 @app.command("rotate-kek")

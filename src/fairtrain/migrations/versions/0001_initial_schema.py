@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 19:40:39.746433
+Create Date: 2026-12-01 19:48:23.989249
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_events_actor"), ["actor"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_subject"), ["subject"], unique=False)
 
+    op.create_table(
+        "invoice_counters",
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("last", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("year", name=op.f("pk_invoice_counters")),
+    )
     op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -941,6 +947,48 @@ def upgrade() -> None:
         batch_op.create_index("ix_dataset_items_version", ["version_id", "asset_id"], unique=False)
 
     op.create_table(
+        "quotes",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("dataset_id", sa.String(length=40), nullable=False),
+        sa.Column("version_id", sa.String(length=40), nullable=False),
+        sa.Column("purpose", sa.String(length=60), nullable=False),
+        sa.Column("territory", sa.String(length=2), nullable=False),
+        sa.Column("term_days", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("item_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "subtotal_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("fee_bps", sa.Integer(), nullable=False),
+        sa.Column(
+            "fee_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "total_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("lines_sha256", sa.String(length=64), nullable=False),
+        sa.Column("renews_licence_id", sa.String(length=40), nullable=True),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name=op.f("fk_quotes_dataset_id_datasets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_quotes_org_id_organisations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["dataset_versions.id"],
+            name=op.f("fk_quotes_version_id_dataset_versions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quotes")),
+    )
+    with op.batch_alter_table("quotes", schema=None) as batch_op:
+        batch_op.create_index("ix_quotes_org", ["org_id", "created_at"], unique=False)
+
+    op.create_table(
         "counterparty_receipts",
         sa.Column("id", sa.String(length=60), nullable=False),
         sa.Column("invite_id", sa.String(length=40), nullable=False),
@@ -976,15 +1024,152 @@ def upgrade() -> None:
             "ix_counterparty_receipts_invite", ["invite_id", "issued_at"], unique=False
         )
 
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("quote_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("invoice_number", sa.String(length=40), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "total_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("payment_method", sa.String(length=40), nullable=False),
+        sa.Column("payment_reference", sa.String(length=140), nullable=True),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_orders_org_id_organisations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["quote_id"], ["quotes.id"], name=op.f("fk_orders_quote_id_quotes")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
+        sa.UniqueConstraint("invoice_number", name=op.f("uq_orders_invoice_number")),
+        sa.UniqueConstraint("org_id", "idempotency_key", name="uq_orders_idempotency"),
+        sa.UniqueConstraint("quote_id", name=op.f("uq_orders_quote_id")),
+    )
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.create_index("ix_orders_state", ["state", "created_at"], unique=False)
+
+    op.create_table(
+        "licences",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("order_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("dataset_id", sa.String(length=40), nullable=False),
+        sa.Column("version_id", sa.String(length=40), nullable=False),
+        sa.Column("purpose", sa.String(length=60), nullable=False),
+        sa.Column("territory", sa.String(length=2), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column(
+            "total_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("starts_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column(
+            "agreement",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("agreement_jws", sa.Text(), nullable=False),
+        sa.Column("agreement_sha256", sa.String(length=64), nullable=False),
+        sa.Column("renews_licence_id", sa.String(length=40), nullable=True),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("end_reason", sa.String(length=60), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name=op.f("fk_licences_dataset_id_datasets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name=op.f("fk_licences_order_id_orders")
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_licences_org_id_organisations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["dataset_versions.id"],
+            name=op.f("fk_licences_version_id_dataset_versions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_licences")),
+        sa.UniqueConstraint("order_id", name=op.f("uq_licences_order_id")),
+    )
+    with op.batch_alter_table("licences", schema=None) as batch_op:
+        batch_op.create_index("ix_licences_org", ["org_id", "created_at"], unique=False)
+        batch_op.create_index("ix_licences_state_end", ["state", "ends_at"], unique=False)
+
+    op.create_table(
+        "licence_items",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("licence_id", sa.String(length=40), nullable=False),
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_id", sa.String(length=40), nullable=False),
+        sa.Column("policy_id", sa.String(length=40), nullable=False),
+        sa.Column("units", sa.Float(), nullable=False),
+        sa.Column(
+            "amount_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_licence_items_asset_id_assets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["licence_id"], ["licences.id"], name=op.f("fk_licence_items_licence_id_licences")
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_licence_items_owner_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["policy_id"],
+            ["asset_policies.id"],
+            name=op.f("fk_licence_items_policy_id_asset_policies"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_licence_items")),
+    )
+    with op.batch_alter_table("licence_items", schema=None) as batch_op:
+        batch_op.create_index("ix_licence_items_asset", ["asset_id"], unique=False)
+        batch_op.create_index("ix_licence_items_licence", ["licence_id", "asset_id"], unique=False)
+        batch_op.create_index("ix_licence_items_owner", ["owner_id", "licence_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("licence_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_licence_items_owner")
+        batch_op.drop_index("ix_licence_items_licence")
+        batch_op.drop_index("ix_licence_items_asset")
+
+    op.drop_table("licence_items")
+    with op.batch_alter_table("licences", schema=None) as batch_op:
+        batch_op.drop_index("ix_licences_state_end")
+        batch_op.drop_index("ix_licences_org")
+
+    op.drop_table("licences")
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_state")
+
+    op.drop_table("orders")
     with op.batch_alter_table("counterparty_receipts", schema=None) as batch_op:
         batch_op.drop_index("ix_counterparty_receipts_invite")
 
     op.drop_table("counterparty_receipts")
+    with op.batch_alter_table("quotes", schema=None) as batch_op:
+        batch_op.drop_index("ix_quotes_org")
+
+    op.drop_table("quotes")
     with op.batch_alter_table("dataset_items", schema=None) as batch_op:
         batch_op.drop_index("ix_dataset_items_version")
         batch_op.drop_index("ix_dataset_items_asset")
@@ -1118,6 +1303,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_jobs_dedupe_key"))
 
     op.drop_table("jobs")
+    op.drop_table("invoice_counters")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_subject"))
         batch_op.drop_index(batch_op.f("ix_audit_events_actor"))
