@@ -23,6 +23,7 @@ from fairtrain.audit.service import sign_checkpoints_every
 from fairtrain.bootstrap import prepare_settings
 from fairtrain.catalog.api import router as catalog_router
 from fairtrain.catalog.campaign_api import router as campaign_router
+from fairtrain.compliance.api import router as compliance_router
 from fairtrain.config import Settings, get_settings
 from fairtrain.consent.api import router as consent_router
 from fairtrain.datasets.api import router as datasets_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(campaign_router, responses=PROBLEM_RESPONSES)
     app.include_router(datasets_router, responses=PROBLEM_RESPONSES)
     app.include_router(licensing_router, responses=PROBLEM_RESPONSES)
+    app.include_router(compliance_router, responses=PROBLEM_RESPONSES)
     app.include_router(consent_router, responses=PROBLEM_RESPONSES)
     app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_router, responses=PROBLEM_RESPONSES)

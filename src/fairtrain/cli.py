@@ -19,6 +19,7 @@ from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.audit.cli import app as audit_app
 from fairtrain.bootstrap import InsecureConfiguration, prepare_settings
 from fairtrain.catalog.cli import app as catalog_app
+from fairtrain.compliance.cli import app as compliance_app
 from fairtrain.config import Mode, Settings, get_settings, reset_settings_cache
 from fairtrain.consent.cli import app as consent_app
 from fairtrain.db import make_engine, make_session_factory, session_scope
@@ -42,6 +43,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(compliance_app, name="compliance")
 app.add_typer(consent_app, name="consent")
 app.add_typer(licensing_app, name="licences")
 app.add_typer(ledger_app, name="ledger")

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     minimum_price_minor: int = 1
     quote_ttl_seconds: int = Field(default=86400, ge=60, description="How long a quote holds.")
     payment_terms_days: int = Field(default=14, ge=1, description="An invoice is due after.")
+    # Who answers for the processing (GDPR Art. 30 records; shown to data subjects).
+    controller_name: str = Field(default="fairtrain", max_length=200)
+    controller_contact: str | None = Field(default=None, max_length=320)
+    dpo_contact: str | None = Field(default=None, max_length=320)
     deletion_deadline_days: int = Field(
         default=30, ge=1, description="Buyers delete withdrawn items within this many days."
     )

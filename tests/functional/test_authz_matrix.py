@@ -716,6 +716,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/api/v1/licences/{licence_id}/renewals"): Rule(BUYERS, _licence, tenant_scoped=True),
     ("GET", "/api/v1/me/earnings"): Rule(CONTRIBUTOR),
+    # Data-subject rights: every person their own archive; reports for operators/auditors.
+    ("GET", "/api/v1/me/data-export"): Rule(PERSONS),
+    ("GET", "/api/v1/compliance/records-of-processing"): Rule(frozenset({"operator", "auditor"})),
+    ("GET", "/api/v1/compliance/licence-register"): Rule(frozenset({"operator", "auditor"})),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 19:48:23.989249
+Create Date: 2026-12-01 20:06:22.120713
 """
 
 from __future__ import annotations
