@@ -145,3 +145,27 @@ def test_another_organisation_never_sees_a_dataset(market: Market, make_client: 
         assert refused.status_code == 404, (path, refused.text)
     owner = market.contributors[0]
     assert owner.client.get(f"/api/v1/datasets/{dataset['id']}").status_code == 403
+
+
+def test_a_pool_price_is_split_by_minutes_to_the_cent(market: Market) -> None:
+    buyer = market.buyer
+    rich = BALANCED | {"name": "Pooled", "pool_minor": 5000}
+    version = buyer.client.post("/api/v1/datasets", json=rich, headers=buyer.headers()).json()[
+        "latest_version"
+    ]
+    items = _all(buyer, f"/api/v1/dataset-versions/{version['id']}/items")
+    assert version["subtotal_minor"] == 5000 == sum(i["price_minor"] for i in items)
+    by_length = sorted(items, key=lambda i: i["units"])
+    assert by_length[0]["price_minor"] <= by_length[-1]["price_minor"]  # longer earns more
+    exact = [5000 * i["units"] / sum(j["units"] for j in items) for i in items]
+    assert all(abs(i["price_minor"] - e) < 1 for i, e in zip(items, exact, strict=True))
+    # A pool too small for some owners' prices leaves them out, with the reason.
+    poor = buyer.client.post(
+        "/api/v1/datasets", json=BALANCED | {"name": "Thin", "pool_minor": 900},
+        headers=buyer.headers(),
+    ).json()["latest_version"]  # fmt: skip
+    excluded = _all(buyer, f"/api/v1/dataset-versions/{poor['id']}/exclusions")
+    short = [x for x in excluded if x["code"] == "price_too_low"]
+    assert short and all("below its owner's" in x["reason"] for x in short)
+    kept = _all(buyer, f"/api/v1/dataset-versions/{poor['id']}/items")
+    assert sum(i["price_minor"] for i in kept) == 900 == poor["subtotal_minor"]

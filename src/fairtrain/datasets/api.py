@@ -55,6 +55,13 @@ class DatasetIn(BaseModel):
     size: float | None = Field(default=None, gt=0, description="Items or units; all if absent.")
     measure: Literal["items", "units"] = "items"
     fill_shortfall: bool = False
+    pool_minor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Price the whole dataset: this total for the contributors, split "
+        "between items by contribution (minutes, photos, messages, pages); items whose "
+        "share would be below their owner's price are left out.",
+    )
 
 
 class ExclusionCountOut(BaseModel):
@@ -92,6 +99,8 @@ class DatasetOut(BaseModel):
     targets: dict[str, Any]
     size: float | None
     measure: str
+    pricing: str
+    pool_minor: int | None
     created_at: datetime
     latest_version: VersionOut | None
 
@@ -151,6 +160,8 @@ def _dataset_out(session: Session, dataset: Dataset) -> DatasetOut:
         targets=dataset.targets,
         size=dataset.size,
         measure=dataset.measure,
+        pricing=dataset.pricing,
+        pool_minor=dataset.pool_minor,
         created_at=dataset.created_at,
         latest_version=version_out(latest) if latest else None,
     )
@@ -199,6 +210,7 @@ def create_dataset(
         size=body.size,
         measure=body.measure,
         fill_shortfall=body.fill_shortfall,
+        pool_minor=body.pool_minor,
     )
     service.build_version(session, settings, dataset, actor=principal.ref)
     return _dataset_out(session, dataset)

@@ -43,6 +43,9 @@ class Dataset(Base):
     size: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: all eligible
     measure: Mapped[str] = mapped_column(String(10), default="items")  # items | units
     fill_shortfall: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "asking": each item at its owner's price; "pool": pool_minor split by contribution.
+    pricing: Mapped[str] = mapped_column(String(10), default="asking")
+    pool_minor: Mapped[int | None] = mapped_column(_BIG, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     latest_version_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 

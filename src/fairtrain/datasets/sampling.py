@@ -22,6 +22,9 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+
+from fairtrain.ledger.royalties import split
 
 __all__ = [
     "NOT_STATED",
@@ -109,17 +112,11 @@ class Sample:
 
 
 def allocate(total: int, shares: Mapping[str, float]) -> dict[str, int]:
-    """``total`` whole units split by ``shares`` with largest remainders (sums to total)."""
-    weight = sum(shares.values())
-    if total < 0 or weight <= 0:
+    """``total`` whole units split by ``shares`` with largest remainders (sums to total):
+    the ledger's royalty split (one rounding rule for money and for sample sizes)."""
+    if total < 0 or not shares or any(share <= 0 for share in shares.values()):
         raise ValueError("a total of zero or more split by positive shares")
-    exact = {key: total * share / weight for key, share in shares.items()}
-    floors = {key: math.floor(value) for key, value in exact.items()}
-    left = total - sum(floors.values())
-    by_remainder = sorted(exact, key=lambda k: (-(exact[k] - floors[k]), k))
-    for key in by_remainder[:left]:
-        floors[key] += 1
-    return floors
+    return split(total, {key: Decimal(repr(share)) for key, share in shares.items()})
 
 
 def _order(seed: bytes, key: str) -> bytes:

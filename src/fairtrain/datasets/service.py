@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -50,7 +51,8 @@ from fairtrain.datasets.sampling import (
 from fairtrain.errors import InvalidInput, NotFound
 from fairtrain.ids import new_id, utcnow
 from fairtrain.iris import org_iri
-from fairtrain.money import check_currency
+from fairtrain.ledger.royalties import contribution_units, split
+from fairtrain.money import check_currency, format_money
 
 __all__ = [
     "DIMENSIONS",
@@ -89,6 +91,7 @@ EXCLUSION_CODES = (
     "not_applicable",
     "not_sampled",
     "not_in_target_groups",
+    "no_units",
 )
 _QUERY_FIELDS = {
     "modalities": list,
@@ -149,8 +152,13 @@ def create_dataset(
     size: float | None = None,
     measure: str = "items",
     fill_shortfall: bool = False,
+    pool_minor: int | None = None,
 ) -> Dataset:
-    """A new dataset definition (its first version is built by :func:`build_version`)."""
+    """A new dataset definition (its first version is built by :func:`build_version`).
+
+    ``pool_minor`` prices the dataset as a whole: the buyer's total for the contributors,
+    split between the items by contribution; without it each item costs its owner's price
+    (or, for a campaign, the campaign's offer)."""
     purposes.purpose(purpose)
     currency = check_currency(currency)
     if (query is None) == (campaign_id is None):
@@ -173,6 +181,12 @@ def create_dataset(
         raise InvalidInput("Size is measured in items or units.", code="invalid_measure")
     if size is not None and size <= 0:
         raise InvalidInput("A dataset's size is more than zero.", code="invalid_size")
+    if pool_minor is not None and (pool_minor < 1 or campaign_id is not None):
+        raise InvalidInput(
+            "A pool price is a positive amount, and a campaign pays its own offers.",
+            code="invalid_pool",
+            pointer="/pool_minor",
+        )
     stored_targets = _validated_targets(targets)
     dataset = Dataset(
         id=new_id("dst"),
@@ -193,6 +207,8 @@ def create_dataset(
         size=size,
         measure=measure,
         fill_shortfall=fill_shortfall,
+        pricing="pool" if pool_minor is not None else "asking",
+        pool_minor=pool_minor,
         created_at=utcnow(),
     )
     session.add(dataset)
@@ -357,8 +373,17 @@ def build_version(
     for why, keys in drawn.left_out.items():
         code, sentence = NOT_SAMPLED[why]
         excluded.extend(_Excluded(key, code, sentence, None) for key in keys)
+    chosen = [eligible[c.key][0] for c in drawn.selected]
+    if dataset.pricing == "pool":
+        prices, short = _pool_prices(settings, chosen, dataset.pool_minor or 0, dataset.currency)
+        excluded.extend(short)
+        dropped = {x.asset_id for x in short}
+        chosen = [e for e in chosen if e.asset_id not in dropped]
+    else:
+        prices = _prices(chosen, {key: offer for key, (_, offer) in eligible.items()})
+    kept = {e.asset_id for e in chosen}
     report = representation(
-        drawn.selected,
+        [c for c in drawn.selected if c.key in kept],
         pool,
         targets,
         dimensions=dimensions,
@@ -366,8 +391,6 @@ def build_version(
         shortfall=drawn.shortfall,
         quotas=drawn.quotas,
     )
-    chosen = [eligible[c.key][0] for c in drawn.selected]
-    prices = _prices(chosen, {key: offer for key, (_, offer) in eligible.items()})
     anonymous = anonymise(
         [{q: getattr(e, q) for q in QUASI_IDENTIFIERS} for e in chosen],
         k=settings.k_anonymity,
@@ -461,6 +484,56 @@ def _prices(chosen: Sequence[CatalogEntry], offers: Mapping[str, int | None]) ->
         offer = offers.get(entry.asset_id)
         prices[entry.asset_id] = offer if offer is not None else entry.price_minor or 0
     return prices
+
+
+def _pool_prices(
+    settings: Settings, chosen: Sequence[CatalogEntry], pool_minor: int, currency: str
+) -> tuple[dict[str, int], list[_Excluded]]:
+    """The buyer's pool for the whole dataset split between its items by contribution
+    (largest remainder, to the cent); an item whose share would fall below its owner's
+    price is left out and the pool split again among the rest."""
+    members = list(chosen)
+    short: list[_Excluded] = []
+    while members:
+        weights = {e.asset_id: _weight(settings, e) for e in members}
+        zero = [e for e in members if weights[e.asset_id] <= 0]
+        for entry in zero:
+            short.append(
+                _Excluded(entry.asset_id, "no_units", "It has no measurable length.", None)
+            )
+        members = [e for e in members if weights[e.asset_id] > 0]
+        if not members:
+            break
+        shares = split(pool_minor, {e.asset_id: weights[e.asset_id] for e in members})
+        below = [e for e in members if shares[e.asset_id] < (e.price_minor or 0)]
+        if not below:
+            return shares, short
+        for entry in below:
+            short.append(
+                _Excluded(
+                    entry.asset_id,
+                    "price_too_low",
+                    f"Its share of the dataset's price would be "
+                    f"{format_money(shares[entry.asset_id], currency)}, below its owner's "
+                    f"{format_money(entry.price_minor or 0, currency)}.",
+                    None,
+                )
+            )
+        members = [e for e in members if e not in below]
+    return {}, short
+
+
+def _weight(settings: Settings, entry: CatalogEntry) -> Decimal:
+    try:
+        return contribution_units(
+            entry.modality,
+            entry.duration_seconds,
+            entry.messages,
+            entry.pages,
+            units=settings.contribution_units,
+        )
+    except InvalidInput:  # no duration, messages or pages measured: nothing to weigh
+        return Decimal(0)
 
 
 def _bulk(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:

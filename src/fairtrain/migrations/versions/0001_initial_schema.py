@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 20:06:22.120713
+Create Date: 2026-12-01 20:07:18.460229
 """
 
 from __future__ import annotations
@@ -348,6 +348,10 @@ def upgrade() -> None:
         sa.Column("size", sa.Float(), nullable=True),
         sa.Column("measure", sa.String(length=10), nullable=False),
         sa.Column("fill_shortfall", sa.Boolean(), nullable=False),
+        sa.Column("pricing", sa.String(length=10), nullable=False),
+        sa.Column(
+            "pool_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
         sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("latest_version_id", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(
