@@ -147,8 +147,9 @@ def serve(
     """Serve the web app and the API."""
     import uvicorn
 
-    from fairtrain.demo import seed_demo
+    from fairtrain.demo import seed_demo, seed_marketplace
     from fairtrain.migrate import upgrade
+    from fairtrain.runtime import Runtime
 
     if demo:
         os.environ["FAIRTRAIN_MODE"] = Mode.DEMO.value
@@ -161,8 +162,11 @@ def serve(
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     if demo:
-        with session_scope(make_session_factory(engine)) as session:
+        sessions = make_session_factory(engine)
+        with session_scope(sessions) as session:
             logins = seed_demo(session, _passwords(settings))
+        with console.status("Preparing the demo marketplace (first start only)…"):
+            seed_marketplace(sessions, settings, Runtime(settings))
         table = Table(title=f"fairtrain demo on http://{host}:{port}")
         for column in ("role", "e-mail", "password"):
             table.add_column(column)
