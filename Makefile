@@ -33,6 +33,11 @@ test: install system-deps services
 security: install services
 	$(UV) run pytest tests/security tests/functional/test_authz_matrix.py
 
+## Long reliability runs (by hand, bounded): many kill -9 trials per operation and database.
+SOAK_TRIALS ?= 10
+soak: install system-deps services
+	FAIRTRAIN_CRASH_TRIALS=$(SOAK_TRIALS) timeout 7200 $(UV) run pytest -p no:randomly -s tests/reliability
+
 lint: install
 	$(UV) run ruff check $(LINT_DIRS)
 	$(UV) run ruff format --check $(LINT_DIRS)

@@ -254,6 +254,49 @@ def upload(
 
 
 @app.command()
+def check(
+    grace_minutes: Annotated[
+        int, typer.Option(help="Ignore jobs, uploads and objects younger than this.")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Check the platform is whole: audit chain, ledger balance, every blob, orphans,
+    jobs and assets nothing will finish, the catalogue, licences. Exit 1 on any finding."""
+    from datetime import timedelta
+
+    from fairtrain.cli_support import cli_session
+    from fairtrain.consistency import check_platform
+    from fairtrain.vault.backends import backend_from_url
+    from fairtrain.vault.keys import KeyRing
+
+    settings = get_settings()
+    with cli_session(settings) as session:
+        report = check_platform(
+            session,
+            backend_from_url(settings.effective_vault_url),
+            KeyRing.from_settings(settings),
+            grace=timedelta(minutes=grace_minutes),
+        )
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "findings": [{"check": f.check, "detail": f.detail} for f in report.findings],
+                }
+            )
+        )
+    else:
+        for finding in report.findings:
+            err_console.print(f"[red]{finding.check}[/red] {finding.detail}")
+        counted = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+        console.print(f"{'OK' if report.ok else 'PROBLEMS'}: checked {counted}.")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def worker(
     workers: Annotated[int, typer.Option(help="Worker threads in this process.")] = 2,
 ) -> None:

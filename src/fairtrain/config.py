@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # this to false and run `fairtrain worker` processes against a Redis queue.
     jobs_in_process: bool = True
     jobs_in_process_workers: int = 2
+    # A running job whose process has not touched it for this long is taken over.
+    jobs_lease_seconds: float = Field(default=45.0, ge=1.0)
 
     # Sessions and login throttling.
     session_ttl_seconds: int = 60 * 60 * 24 * 14

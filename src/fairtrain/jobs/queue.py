@@ -3,6 +3,7 @@ immediate execution (tests and one-shot CLI commands). Chosen by ``FAIRTRAIN_JOB
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from fairtrain.runtime import Runtime
 
 from fairtrain.jobs.service import resume_stuck_jobs, run_job
+
+log = logging.getLogger("fairtrain.jobs")
 
 __all__ = ["JobQueue"]
 
@@ -40,6 +43,8 @@ class JobQueue:
         self.huey = self._make_huey(jobs_url)
         self._consumer: Consumer | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._reaper: threading.Thread | None = None
 
         def run(job_id: str) -> None:
             run_job(self.sessions, job_id, self.runtime)
@@ -70,8 +75,30 @@ class JobQueue:
     def dispatch(self, job_id: str) -> None:
         self._task(job_id)
 
-    def resume(self, running_for: timedelta = timedelta(minutes=15)) -> list[str]:
-        return resume_stuck_jobs(self.sessions, self.dispatch, running_for=running_for)
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.runtime.settings.jobs_lease_seconds)
+
+    def resume(self) -> list[str]:
+        """At start-up: every queued job again, and running ones whose process died."""
+        return resume_stuck_jobs(self.sessions, self.dispatch, running_for=self.lease)
+
+    def _start_reaper(self) -> None:
+        """While this process runs workers: pick up, within a lease, the jobs of any
+        process that died (and queued jobs whose message was lost)."""
+
+        def reap() -> None:
+            while not self._stopping.wait(self.lease.total_seconds() / 2):
+                try:
+                    resume_stuck_jobs(
+                        self.sessions, self.dispatch, running_for=self.lease, queued_for=self.lease
+                    )
+                except Exception:  # the database may be briefly away; try next round
+                    log.warning("resuming stuck jobs failed", exc_info=True)
+
+        self._stopping.clear()
+        self._reaper = threading.Thread(target=reap, name="jobs-reaper", daemon=True)
+        self._reaper.start()
 
     def start_consumer(self, workers: int = 2) -> None:
         """Run workers in threads of this process (the embedded default)."""
@@ -88,8 +115,10 @@ class JobQueue:
                     max_delay=1.0,
                 )
                 self._consumer.start()
+                self._start_reaper()
 
     def stop_consumer(self) -> None:
+        self._stopping.set()
         with self._lock:
             if self._consumer is not None:
                 self._consumer.stop(graceful=True)
@@ -108,4 +137,8 @@ class JobQueue:
     def run_worker(self, workers: int) -> None:
         """Blocking worker for ``fairtrain worker`` (signals handled by Huey)."""
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
-        consumer.run()
+        self._start_reaper()
+        try:
+            consumer.run()
+        finally:
+            self._stopping.set()

@@ -9,8 +9,10 @@ the truth, so a lost message is recovered by ``resume_stuck_jobs``.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ from fairtrain.ids import new_id, utcnow
 from fairtrain.jobs.models import FINAL_STATES, Job, JobState
 from fairtrain.jobs.registry import handler_for
 
-__all__ = ["enqueue_job", "get_job", "resume_stuck_jobs", "run_job"]
+__all__ = ["LEASE", "enqueue_job", "get_job", "resume_stuck_jobs", "run_job"]
 
 log = logging.getLogger("fairtrain.jobs")
 Dispatcher = Callable[[str], None]
@@ -110,11 +112,52 @@ def _claim(sessions: sessionmaker[Session], job_id: str) -> dict[str, Any] | Non
         }
 
 
+# A running job's row is touched every lease/4 by the process running it; a job whose
+# row has not been touched for a lease (FAIRTRAIN_JOBS_LEASE_SECONDS) belongs to a process
+# that died, and any live process puts it back in the queue (handlers are idempotent, so
+# running it again is safe).
+LEASE = timedelta(seconds=45)
+
+
+@contextmanager
+def _heartbeat(sessions: sessionmaker[Session], job_id: str, lease: timedelta) -> Iterator[None]:
+    stop = threading.Event()
+    every = lease.total_seconds() / 4
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with sessions() as session, session.begin():
+                    session.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+                        .values(updated_at=utcnow())
+                    )
+            except Exception:  # a missed beat only delays nothing; never kill the job
+                log.warning("job heartbeat failed", extra={"fields": {"job": job_id}})
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)
+
+
 def run_job(sessions: sessionmaker[Session], job_id: str, runtime: Runtime) -> JobState | None:
     """Run one job in its own transaction; record the outcome in another."""
     claim = _claim(sessions, job_id)
     if claim is None:
         return None
+    lease = timedelta(seconds=runtime.settings.jobs_lease_seconds)
+    with _heartbeat(sessions, job_id, lease):
+        return _run_claimed(sessions, job_id, claim, runtime)
+
+
+def _run_claimed(
+    sessions: sessionmaker[Session], job_id: str, claim: dict[str, Any], runtime: Runtime
+) -> JobState:
     error: str | None = None
     permanent = False
     try:
@@ -159,21 +202,33 @@ def run_job(sessions: sessionmaker[Session], job_id: str, runtime: Runtime) -> J
 
 
 def resume_stuck_jobs(
-    sessions: sessionmaker[Session], dispatch: Dispatcher, *, running_for: timedelta
+    sessions: sessionmaker[Session],
+    dispatch: Dispatcher,
+    *,
+    running_for: timedelta = LEASE,
+    queued_for: timedelta = timedelta(0),
 ) -> list[str]:
-    """At start-up: re-queue jobs left running by a dead worker, and re-dispatch queued ones.
+    """Re-queue jobs left running by a dead process, and re-dispatch queued ones.
 
-    A job 'running' for longer than ``running_for`` belonged to a process that died;
-    handlers are idempotent, so running it again is safe.
+    A job 'running' whose heartbeat is older than ``running_for`` belonged to a process
+    that died. Queued jobs untouched for ``queued_for`` are dispatched again (at start-up
+    all of them; a second dispatch of a job already in the queue is harmless: only one
+    worker can claim it).
     """
-    cutoff = utcnow() - running_for
+    now = utcnow()
     with sessions() as session, session.begin():
         session.execute(
             update(Job)
-            .where(Job.state == JobState.RUNNING, Job.updated_at < cutoff)
-            .values(state=JobState.QUEUED, updated_at=utcnow())
+            .where(Job.state == JobState.RUNNING, Job.updated_at < now - running_for)
+            .values(state=JobState.QUEUED, updated_at=now - queued_for - timedelta(seconds=1))
         )
-        pending = list(session.scalars(select(Job.id).where(Job.state == JobState.QUEUED)))
+        pending = list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.state == JobState.QUEUED, Job.updated_at <= now - queued_for
+                )
+            )
+        )
     for job_id in pending:
         dispatch(job_id)
     return pending

@@ -4,6 +4,7 @@ real Huey consumers over SQLite storage and over Redis."""
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from fairtrain.errors import InvalidInput
 from fairtrain.jobs.models import Job, JobState
 from fairtrain.jobs.queue import JobQueue
 from fairtrain.jobs.registry import job_handler
-from fairtrain.jobs.service import enqueue_job, run_job
+from fairtrain.jobs.service import enqueue_job, resume_stuck_jobs, run_job
 from fairtrain.models import metadata
 from fairtrain.runtime import Runtime
 
@@ -137,8 +138,9 @@ def test_jobs_left_running_by_a_dead_worker_are_resumed(
         assert stored is not None
         stored.state = JobState.RUNNING
         session.commit()
-    assert queue.resume(running_for=timedelta(hours=1)) == []  # not stale yet
-    assert queue.resume(running_for=timedelta(seconds=-1)) == [job.id]
+    assert queue.resume() == []  # its heartbeat is fresh: a live process may be running it
+    taken = resume_stuck_jobs(sessions, queue.dispatch, running_for=timedelta(seconds=-1))
+    assert taken == [job.id]
     with sessions() as session:
         stored = session.get(Job, job.id)
         assert stored is not None and stored.state == JobState.SUCCEEDED
@@ -183,5 +185,55 @@ def test_real_consumer_runs_jobs(
             session.commit()
         assert _wait_final(sessions, job.id) is JobState.SUCCEEDED
         assert {"marker": marker} in CALLS
+    finally:
+        queue.close()
+
+
+@job_handler("test.slow")
+def slow(session: Session, payload: dict[str, Any], runtime: Runtime) -> None:
+    time.sleep(float(payload["seconds"]))
+
+
+def test_a_running_job_keeps_its_lease_and_a_dead_ones_is_taken_over(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The process running a job touches it every quarter lease; a job nobody touched
+    for a lease is re-queued by any live process's reaper and finishes."""
+    settings = make_test_settings(tmp_path, f"sqlite:///{tmp_path / 'jobs-test.db'}")
+    runtime = Runtime(settings.model_copy(update={"jobs_lease_seconds": 1.0}))
+    with sessions() as session:
+        job = enqueue_job(
+            session, lambda _id: None, kind="test.slow", subject="t:7", payload={"seconds": 1.6}
+        )
+        session.commit()
+    outcome: list[JobState | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(run_job(sessions, job.id, runtime)))
+    worker.start()
+    time.sleep(0.2)
+    with sessions() as session:
+        claimed = session.get(Job, job.id)
+        assert claimed is not None and claimed.state == JobState.RUNNING
+        at_claim = claimed.updated_at
+    time.sleep(0.9)
+    with sessions() as session:
+        beating = session.get(Job, job.id)
+        assert beating is not None and beating.state == JobState.RUNNING
+        assert beating.updated_at > at_claim  # touched while it runs
+    worker.join()
+    assert outcome == [JobState.SUCCEEDED]
+    # A job claimed by a process that then died: nobody touches it any more.
+    with sessions() as session:
+        dead = enqueue_job(
+            session, lambda _id: None, kind="test.record", subject="t:8", payload={"n": 8}
+        )
+        session.commit()
+        row = session.get(Job, dead.id)
+        assert row is not None
+        row.state = JobState.RUNNING
+        session.commit()
+    queue = JobQueue(f"sqlite:///{tmp_path / 'huey.db'}", sessions, runtime)
+    queue.start_consumer(workers=1)
+    try:
+        assert _wait_final(sessions, dead.id, seconds=15) == JobState.SUCCEEDED
     finally:
         queue.close()
