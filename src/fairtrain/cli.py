@@ -253,6 +253,89 @@ def upload(
         raise typer.Exit(code=1)
 
 
+backup_app = typer.Typer(
+    help="Backups: the database, the vault's ciphertext, and the keys (kept apart).",
+    no_args_is_help=True,
+)
+app.add_typer(backup_app, name="backup")
+
+
+@backup_app.command("create")
+def backup_create(
+    out: Annotated[Path, typer.Argument(help="An empty directory for the backup.")],
+    keys: Annotated[
+        Path, typer.Option("--keys", help="An empty directory elsewhere for the keys.")
+    ],
+) -> None:
+    """Copy the database (consistently, while serving), then every vault object, into OUT;
+    the key-encryption and signing keys into --keys (store them apart from the backup)."""
+    from fairtrain.backup import create_backup
+
+    try:
+        summary = create_backup(get_settings(), out, keys)
+    except DomainError as error:
+        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    console.print(
+        f"Backed up the database ({summary.database}) and {summary.objects} vault object(s), "
+        f"{summary.bytes:,} bytes, to {out}; keys to {keys}."
+    )
+
+
+@backup_app.command("verify")
+def backup_verify(
+    backup: Annotated[Path, typer.Argument(help="A backup directory.")],
+    keys: Annotated[Path | None, typer.Option("--keys", help="Its keys directory.")] = None,
+) -> None:
+    """Check every file of a backup against its manifest (and the keys, if given)."""
+    from fairtrain.backup import verify_backup
+
+    problems = verify_backup(backup, keys)
+    for problem in problems:
+        err_console.print(f"[red]{problem}[/red]")
+    if problems:
+        raise typer.Exit(code=1)
+    console.print("The backup is complete and unchanged.")
+
+
+@backup_app.command("restore")
+def backup_restore(
+    backup: Annotated[Path, typer.Argument(help="A backup directory.")],
+    keys: Annotated[Path, typer.Option("--keys", help="Its keys directory.")],
+) -> None:
+    """Restore into the empty database, store and key files the settings name, then
+    check the platform (audit chain, every blob decrypts …). Exit 1 on any finding."""
+    from datetime import timedelta
+
+    from fairtrain.backup import restore_backup
+    from fairtrain.cli_support import cli_session
+    from fairtrain.consistency import check_platform
+    from fairtrain.vault.backends import backend_from_url
+    from fairtrain.vault.keys import KeyRing
+
+    settings = get_settings()
+    try:
+        summary = restore_backup(settings, backup, keys)
+    except DomainError as error:
+        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    with cli_session(settings) as session:
+        report = check_platform(
+            session,
+            backend_from_url(settings.effective_vault_url),
+            KeyRing.from_settings(settings),
+            grace=timedelta(0),
+        )
+    for finding in report.findings:
+        err_console.print(f"[red]{finding.check}[/red] {finding.detail}")
+    console.print(
+        f"Restored the database and {summary.objects} vault object(s); "
+        f"{'every check passed' if report.ok else 'PROBLEMS found'}."
+    )
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def check(
     grace_minutes: Annotated[
