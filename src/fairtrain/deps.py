@@ -12,6 +12,7 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -104,6 +105,10 @@ async def _presented_csrf(request: Request) -> str | None:
 
 
 async def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    # The lookups run in a worker thread, never on the event loop: on SQLite every
+    # transaction begins by taking the write lock, and a request waiting for it on the
+    # loop would stall the very request that holds it (whose commit needs the loop), until
+    # the busy timeout. A page that loads many images at once made this visible.
     authorization = request.headers.get("authorization", "")
     if authorization:
         scheme, _, credential = authorization.partition(" ")
@@ -111,7 +116,9 @@ async def get_principal(request: Request, session: SessionDep, settings: Setting
             raise AuthenticationRequired(
                 "Send API keys as 'Authorization: Bearer ftk_…'.", code="invalid_authorization"
             )
-        principal = accounts.resolve_api_key(session, credential.strip())
+        principal = await anyio.to_thread.run_sync(
+            accounts.resolve_api_key, session, credential.strip()
+        )
         if principal is None:
             raise AuthenticationRequired(
                 "This API key is unknown or has been revoked.", code="invalid_api_key"
@@ -120,7 +127,7 @@ async def get_principal(request: Request, session: SessionDep, settings: Setting
         return principal
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        principal_or_none = accounts.resolve_session(session, token)
+        principal_or_none = await anyio.to_thread.run_sync(accounts.resolve_session, session, token)
         if principal_or_none is None:
             raise AuthenticationRequired(
                 "Your session has ended. Log in again.", code="session_expired"

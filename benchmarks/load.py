@@ -1,0 +1,225 @@
+"""Load on loopback: a real ``fairtrain serve`` under a realistic mix, bounded in time.
+
+    uv run python benchmarks/load.py                      # 60 s, SQLite, 8 clients
+    uv run python benchmarks/load.py --seconds 600        # the 10-minute soak
+    uv run python benchmarks/load.py --database postgres --clients 16
+
+The server holds the demo marketplace (processed assets, a licence) and gets, from
+``--clients`` threads each with its own connection: catalogue searches with random
+filters and licence compatibility (55 %), catalogue item pages (10 %), previews (10 %),
+contributors' asset lists (10 %), uploads of a new photo (10 %, each processed by the
+server's in-process jobs) and audit-status reads by an operator (5 %). Printed: requests
+per second, p50/p95/p99 latency per kind and overall, the error rate (5xx and dropped
+connections; refusals are counted apart and expected to be 0), and the server's resident
+memory sampled every 2 s with its growth per minute after a warm-up. The baseline, in the
+same run and at the same concurrency: ``GET /healthz`` (the cost of the HTTP stack alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.media_factory import png_bytes  # noqa: E402
+from tests.reliability.crash import Platform, platform  # noqa: E402
+
+from fairtrain.accounts.passwords import PasswordPolicy  # noqa: E402
+from fairtrain.db import make_engine, make_session_factory, session_scope  # noqa: E402
+from fairtrain.demo import DEMO_LOGINS, seed_demo, seed_marketplace  # noqa: E402
+from fairtrain.migrate import upgrade  # noqa: E402
+from fairtrain.runtime import Runtime  # noqa: E402
+
+PURPOSES = ["fine_tuning", "speech_recognition", "academic_research", "model_evaluation"]
+
+
+def _seed(target: Platform) -> None:
+    settings = target.settings()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as session:
+        seed_demo(session, PasswordPolicy(time_cost=1, memory_kib=1024, parallelism=1))
+    seed_marketplace(sessions, settings, Runtime(settings))
+    engine.dispose()
+
+
+def _login(base: str, email: str, password: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=base, timeout=30)
+    body = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    body.raise_for_status()
+    return client, str(body.json()["csrf_token"])
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+Counter_ = dict[str, int]
+
+
+def _drive(
+    clients: int,
+    seconds: float,
+    pick: Callable[[random.Random, int], tuple[str, Callable[[], httpx.Response]]],
+) -> tuple[dict[str, list[float]], Counter_, float]:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    outcomes: Counter_ = defaultdict(int)
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run(index: int) -> None:
+        rng = random.Random(index)
+        while time.monotonic() < deadline:
+            kind, call = pick(rng, index)
+            began = time.perf_counter()
+            try:
+                status = call().status_code
+            except httpx.HTTPError:
+                status = 0
+            took = time.perf_counter() - began
+            with lock:
+                latencies[kind].append(took)
+                outcomes[
+                    "error"
+                    if status == 0 or status >= 500
+                    else "refused"
+                    if status >= 400
+                    else "ok"
+                ] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, outcomes, time.monotonic() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, platform(Path(tmp), args.database) as target:
+        _seed(target)
+        target.start()
+        assert target.process is not None
+        base = target.base_url
+        ada, bea, otto = DEMO_LOGINS[0], DEMO_LOGINS[2], DEMO_LOGINS[3]
+        contributors = [_login(base, ada.email, ada.password) for _ in range(args.clients)]
+        buyers = [_login(base, bea.email, bea.password) for _ in range(args.clients)]
+        operators = [_login(base, otto.email, otto.password) for _ in range(args.clients)]
+        anonymous = [httpx.Client(base_url=base, timeout=30) for _ in range(args.clients)]
+        listed = buyers[0][0].get("/api/v1/catalog", params={"limit": 50}).json()["items"]
+        ids = [item["id"] for item in listed]
+        seeds = iter(range(10**6))
+
+        def health(rng: random.Random, i: int) -> tuple[str, Callable[[], httpx.Response]]:
+            return "healthz", lambda: anonymous[i].get("/healthz")
+
+        def mix(rng: random.Random, i: int) -> tuple[str, Callable[[], httpx.Response]]:
+            roll = rng.random()
+            buyer = buyers[i][0]
+            if roll < 0.55:
+                params: dict[str, Any] = {"limit": 20, "sort": rng.choice(["newest", "cheapest"])}
+                if rng.random() < 0.5:
+                    params |= {"purpose": rng.choice(PURPOSES), "territory": "NL"}
+                if rng.random() < 0.5:
+                    params["modality"] = rng.choice(["image", "chat", "text"])
+                return "catalogue search", lambda: buyer.get("/api/v1/catalog", params=params)
+            if roll < 0.65:
+                return "catalogue item", lambda: buyer.get(f"/api/v1/catalog/{rng.choice(ids)}")
+            if roll < 0.75:
+                return "preview", lambda: buyer.get(f"/api/v1/catalog/{rng.choice(ids)}/preview")
+            client, csrf = contributors[i]
+            if roll < 0.85:
+                return "asset list", lambda: client.get("/api/v1/assets")
+            if roll < 0.95:
+                data = png_bytes(size=(96, 72), seed=next(seeds) + 5000)
+                return "upload", lambda: client.post(
+                    "/api/v1/uploads",
+                    content=data,
+                    params={"filename": "load.png"},
+                    headers={"X-CSRF-Token": csrf},
+                )
+            return "audit status", lambda: operators[i][0].get("/api/v1/audit/status")
+
+        warm = min(10.0, args.seconds / 6)
+        base_lat, base_out, base_took = _drive(args.clients, min(15.0, args.seconds / 4), health)
+        memory: list[tuple[float, float]] = []
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def sample() -> None:
+            pid = target.process.pid if target.process else 0
+            while not stop.wait(2.0):
+                memory.append((time.monotonic() - started, _rss_mib(pid)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        latencies, outcomes, took = _drive(args.clients, args.seconds, mix)
+        stop.set()
+        sampler.join()
+        everything = [t for values in latencies.values() for t in values]
+        total = sum(outcomes.values())
+        floor = [t for values in base_lat.values() for t in values]
+        print(f"load: {args.clients} clients, {took:.0f} s, {args.database}")
+        print(
+            f"  baseline GET /healthz: {len(floor) / base_took:,.0f} req/s, "
+            f"p99 {_percentile(floor, 0.99) * 1000:.1f} ms"
+        )
+        print(
+            f"  mix: {total / took:,.1f} req/s ({total / took / (len(floor) / base_took):.3f}x "
+            f"the baseline), p50 {_percentile(everything, 0.5) * 1000:.1f} ms, "
+            f"p95 {_percentile(everything, 0.95) * 1000:.1f} ms, "
+            f"p99 {_percentile(everything, 0.99) * 1000:.1f} ms"
+        )
+        print(
+            f"  errors {outcomes.get('error', 0)} of {total} "
+            f"({outcomes.get('error', 0) / max(total, 1):.4%}); refusals "
+            f"{outcomes.get('refused', 0)}"
+        )
+        for kind in sorted(latencies):
+            values = latencies[kind]
+            print(
+                f"  {kind:17} {len(values):7,} p50 {_percentile(values, 0.5) * 1000:7.1f} ms"
+                f"  p99 {_percentile(values, 0.99) * 1000:7.1f} ms"
+            )
+        after = [(t, m) for t, m in memory if t >= warm]
+        if len(after) >= 2:
+            (t0, m0), (t1, m1) = after[0], after[-1]
+            slope = (m1 - m0) / max((t1 - t0) / 60, 1e-9)
+            print(
+                f"  server RSS: {m0:.0f} MiB after warm-up, {m1:.0f} MiB at the end, "
+                f"max {max(m for _, m in memory):.0f} MiB; growth {slope:+.2f} MiB/min"
+            )
+        for client, _ in contributors + buyers + operators:
+            client.close()
+        for client in anonymous:
+            client.close()
+
+
+if __name__ == "__main__":
+    main()
