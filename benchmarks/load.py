@@ -167,7 +167,7 @@ def main() -> None:
             return "audit status", lambda: operators[i][0].get("/api/v1/audit/status")
 
         warm = min(10.0, args.seconds / 6)
-        base_lat, base_out, base_took = _drive(args.clients, min(15.0, args.seconds / 4), health)
+        base_lat, _, base_took = _drive(args.clients, min(15.0, args.seconds / 4), health)
         memory: list[tuple[float, float]] = []
         stop = threading.Event()
         started = time.monotonic()
