@@ -108,7 +108,8 @@ class Platform:
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        # Generous: on a machine loaded by other work a cold start has taken 40 s.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
