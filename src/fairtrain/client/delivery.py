@@ -290,7 +290,7 @@ class FairtrainClient:
                 digest, have = hashlib.sha256(), 0
             count = 0
             with partial.open(mode) as handle:
-                for piece in response.iter_bytes(PIECE):
+                for piece in response.iter_bytes():
                     if have + len(piece) > size:
                         raise DeliveryFailed(
                             "file_too_large",
