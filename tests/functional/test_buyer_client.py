@@ -19,7 +19,7 @@ import pyarrow.dataset as pads
 import pytest
 import soundfile
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tests.functional.delivery_world import Delivery, licensed, loopback
 from typer.testing import CliRunner
@@ -251,9 +251,20 @@ def test_a_tampered_download_is_refused_naming_the_file(
     assert verify(dest).ok
 
 
-def test_the_cli_says_why_a_pull_is_refused(
-    licensed: Delivery, loopback: str, tmp_path: Path, db: Session
+def test_a_rate_limited_pull_waits_and_a_refused_one_says_why(
+    licensed: Delivery, loopback: str, tmp_path: Path, db: Session, app: Any
 ) -> None:
+    # Four requests back to back, then one a second: seven files pass only if the client
+    # waits out each 429 (it would give up otherwise).
+    app.state.settings = app.state.settings.model_copy(
+        update={"download_burst": 4, "download_requests_per_minute": 60}
+    )
+    with FairtrainClient(loopback, api_key=licensed.api_key, poll_interval=0.05) as client:
+        result = client.pull(licensed.licence_id, tmp_path / "slow")
+    assert result.files == 7 and verify(tmp_path / "slow").ok
+    limited = db.scalar(select(func.count()).select_from(DownloadRecord))
+    assert limited == 7  # every file once: refused requests are not counted
+
     licence = db.get(Licence, licensed.licence_id)
     assert licence is not None
     licence.state = "suspended"
