@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from tests.factories import sign_up_buyer
 from tests.functional.delivery_world import Delivery, buy, licensed, ok, ready_export
@@ -23,6 +23,7 @@ from fairtrain.delivery.models import DeliveredItem, DownloadRecord, ExportFile,
 from fairtrain.errors import Gone
 from fairtrain.ids import new_id, utcnow
 from fairtrain.ingest.models import Asset
+from fairtrain.jobs.models import Job, JobState
 from fairtrain.licensing import service as licensing
 from fairtrain.licensing.models import Licence, LicenceState
 from fairtrain.vault.models import BlobState, VaultBlob
@@ -333,3 +334,58 @@ def test_a_second_licence_of_the_same_items_gets_other_marks(
             assert other[asset_id] == digest  # a PDF carries no mark
         else:
             assert other[asset_id] != digest, asset_id
+
+
+def test_a_build_whose_worker_died_is_reported_building_then_resumed(
+    licensed: Delivery, db: Session, app: Any
+) -> None:
+    # The export is asked for, and a worker claims its job and dies mid-build: the job
+    # row says running, the export row still says requested, a scratch directory is left.
+    export, created = service.start_export(
+        db, lambda _: None, licence_id=licensed.licence_id, org_id=licensed.buyer.org_id or "",
+        actor="system:test",
+    )  # fmt: skip
+    assert created
+    db.execute(
+        update(Job)
+        .where(Job.id == export.job_id)
+        .values(state=JobState.RUNNING, attempts=1, updated_at=utcnow() - timedelta(hours=1))
+    )
+    db.commit()
+    leftovers = app.state.settings.data_dir / "scratch" / "exports" / export.id / "export"
+    leftovers.mkdir(parents=True)
+    (leftovers / "data.parquet").write_bytes(b"half a shard")
+    path = f"/api/v1/licences/{licensed.licence_id}/exports/{export.id}"
+    building = ok(licensed.buyer.client.get(path))
+    assert building["state"] == "building" and building["files"] == []
+    # Start-up resumes it (handlers are idempotent); the dead attempt's files are gone.
+    assert app.state.jobs.resume(running_for=timedelta(minutes=15)) == [export.job_id]
+    ready = ok(licensed.buyer.client.get(path))
+    assert ready["state"] == "ready" and ready["item_count"] == 6
+    assert not leftovers.exists()
+    # Running the job again changes nothing: the export is ready.
+    job = db.get(Job, export.job_id)
+    assert job is not None and job.state == JobState.SUCCEEDED
+
+
+def test_a_build_that_gave_up_is_failed_and_asking_again_starts_afresh(
+    licensed: Delivery, db: Session
+) -> None:
+    export, _ = service.start_export(
+        db, lambda _: None, licence_id=licensed.licence_id, org_id=licensed.buyer.org_id or "",
+        actor="system:test",
+    )  # fmt: skip
+    db.execute(update(Job).where(Job.id == export.job_id).values(state=JobState.FAILED))
+    db.commit()
+    buyer = licensed.buyer
+    failed = ok(buyer.client.get(f"/api/v1/licences/{licensed.licence_id}/exports/{export.id}"))
+    assert failed["state"] == "failed" and failed["failure"]["code"] == "export_build_error"
+    again = ok(
+        buyer.client.post(
+            f"/api/v1/licences/{licensed.licence_id}/exports", headers=buyer.headers()
+        ),
+        202,
+    )
+    assert again["id"] != export.id
+    db.refresh(export)
+    assert export.state == "failed" and export.failure_code == "export_build_error"
