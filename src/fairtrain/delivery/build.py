@@ -124,24 +124,26 @@ class _BlobReader:
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buffer = b""
-        self._done = False
+        self._rest = b""
 
     def read(self, size: int = -1) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
+        # Pieces are joined once: the exporter reads an embedded item in one call.
+        pieces = [self._rest] if self._rest else []
+        have = len(self._rest)
+        while size < 0 or have < size:
             piece = next(self._chunks, None)
             if piece is None:
-                self._done = True
-            else:
-                self._buffer += piece
-        if size < 0:
-            size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+                break
+            pieces.append(piece)
+            have += len(piece)
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._rest = b""
+        if 0 <= size < len(data):
+            data, self._rest = data[:size], data[size:]
         return data
 
     def close(self) -> None:
-        self._done = True
-        self._buffer = b""
+        self._rest = b""
 
 
 def _withheld_code(asset: Asset, item: DatasetItem) -> str | None:
@@ -454,6 +456,8 @@ def _build(
         description,
         out,
         formats=[ExportFormat(f) for f in export.formats],
+        # Scratch space: the vault's writes are the durable ones.
+        durable=False,
     )
     digest = manifest_digest(manifest)
     total = _store_files(session, runtime, export, out, manifest)
