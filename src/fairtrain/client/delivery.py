@@ -324,7 +324,7 @@ class FairtrainClient:
             return links()
 
         dest.mkdir(parents=True, exist_ok=True)
-        manifest_bytes = self._manifest(links, status)
+        manifest_bytes = self._manifest(links, refreshed, status)
         manifest = json.loads(manifest_bytes)
         if manifest.get("licence_id") != licence_id:
             raise DeliveryFailed(
@@ -360,13 +360,20 @@ class FairtrainClient:
             )
         return result
 
-    def _manifest(self, links: Callable[[], dict[str, str]], status: dict[str, Any]) -> bytes:
+    def _manifest(
+        self,
+        links: Callable[[], dict[str, str]],
+        refresh: Callable[[], dict[str, str]],
+        status: dict[str, Any],
+    ) -> bytes:
         """The manifest, checked against the digest the platform recorded for the export."""
         expected = str(status["manifest_sha256"])
+        current = links
         for _ in range(self.retries):
-            response = self._get(links()[MANIFEST_FILE], {})
+            response = self._get(current()[MANIFEST_FILE], {})
             try:
-                if response.status_code == 410:
+                if response.status_code == 410:  # expired (clocks differ): fresh links
+                    current = refresh
                     continue
                 if response.status_code != 200:
                     raise _failure(_read(response))

@@ -18,7 +18,7 @@ from fairtrain.delivery.schemas import ExportFileOut, ExportOut, FailureOut, Wit
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.ids import utcnow
 from fairtrain.licensing import service as licensing
-from fairtrain.problems import problem_response
+from fairtrain.problems import PROBLEM_RESPONSES, problem_response
 
 __all__ = ["DOWNLOAD_PREFIX", "router"]
 
@@ -131,8 +131,8 @@ def _repr_digest(sha256: str) -> str:
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The whole file."},
         206: {"content": {"application/octet-stream": {}}, "description": "The range asked for."},
-        410: {"description": "The link has expired, or the export was shredded."},
-        416: {"description": "The range lies outside the file."},
+        410: PROBLEM_RESPONSES[404] | {"description": "The link expired, or the export is gone."},
+        416: PROBLEM_RESPONSES[404] | {"description": "The range lies outside the file."},
     },
 )
 def download(
