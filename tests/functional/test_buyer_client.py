@@ -259,9 +259,14 @@ def test_a_rate_limited_pull_waits_and_a_refused_one_says_why(
     app.state.settings = app.state.settings.model_copy(
         update={"download_burst": 4, "download_requests_per_minute": 60}
     )
-    with FairtrainClient(loopback, api_key=licensed.api_key, poll_interval=0.05) as client:
-        result = client.pull(licensed.licence_id, tmp_path / "slow")
-    assert result.files == 7 and verify(tmp_path / "slow").ok
+    pulled = runner.invoke(
+        cli,
+        ["data", "pull", licensed.licence_id, str(tmp_path / "slow"), "--server", loopback],
+        env={"FAIRTRAIN_API_KEY": licensed.api_key},
+    )
+    assert pulled.exit_code == 0, pulled.output
+    assert f"Verified 7 files of licence {licensed.licence_id}" in pulled.output
+    assert verify(tmp_path / "slow").ok
     limited = db.scalar(select(func.count()).select_from(DownloadRecord))
     assert limited == 7  # every file once: refused requests are not counted
 
