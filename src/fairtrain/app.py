@@ -28,6 +28,7 @@ from fairtrain.config import Settings, get_settings
 from fairtrain.consent.api import router as consent_router
 from fairtrain.datasets.api import router as datasets_router
 from fairtrain.db import make_engine, make_session_factory
+from fairtrain.delivery.api import router as delivery_router
 from fairtrain.ingest.api import router as ingest_router
 from fairtrain.ingest.service import UploadContext
 from fairtrain.ingest.sniff import Limits, inspect
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router, responses=PROBLEM_RESPONSES)
     app.include_router(licensing_router, responses=PROBLEM_RESPONSES)
     app.include_router(compliance_router, responses=PROBLEM_RESPONSES)
+    app.include_router(delivery_router, responses=PROBLEM_RESPONSES)
     app.include_router(consent_router, responses=PROBLEM_RESPONSES)
     app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_router, responses=PROBLEM_RESPONSES)

@@ -19,10 +19,13 @@ from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.audit.cli import app as audit_app
 from fairtrain.bootstrap import InsecureConfiguration, prepare_settings
 from fairtrain.catalog.cli import app as catalog_app
+from fairtrain.client.cli import data_app
 from fairtrain.compliance.cli import app as compliance_app
 from fairtrain.config import Mode, Settings, get_settings, reset_settings_cache
 from fairtrain.consent.cli import app as consent_app
 from fairtrain.db import make_engine, make_session_factory, session_scope
+from fairtrain.delivery.cli import exports_app
+from fairtrain.delivery.cli import trace as trace_command
 from fairtrain.errors import DomainError
 from fairtrain.ledger.cli import app as ledger_app
 from fairtrain.licensing.cli import app as licensing_app
@@ -45,10 +48,15 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(consent_app, name="consent")
+app.add_typer(data_app, name="data")
+app.add_typer(exports_app, name="exports")
 app.add_typer(licensing_app, name="licences")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(vault_app, name="vault")
+# One command, not a group: `fairtrain trace FILES…` (the watermark layer's core, fed from
+# the database; `--candidates` keeps its offline form).
+app.command("trace")(trace_command)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -145,6 +145,21 @@ class Settings(BaseSettings):
         description="Royalty weight unit per modality, as JSON.",
     )
 
+    # Delivery: exports of licences, their signed download links and the rate limit.
+    download_link_ttl_seconds: int = Field(
+        default=3600, ge=60, le=7 * 86400, description="How long a signed download link works."
+    )
+    download_requests_per_minute: int = Field(
+        default=60, ge=1, description="Download requests per licence per minute, sustained."
+    )
+    download_burst: int = Field(
+        default=120, ge=1, description="Download requests a licence may make back to back."
+    )
+    watermark_secret: SecretStr | None = Field(
+        default=None,
+        description="Derives per-licence watermark keys (default: derived from secret_key).",
+    )
+
     # Payouts: who is paid in a batch, and the platform's own account (the debtor).
     payout_minimum_minor: int = Field(default=1000, ge=1)
     payout_debtor_name: str = Field(default="fairtrain", min_length=1, max_length=70)

@@ -23,12 +23,14 @@ __all__ = [
 
 log = logging.getLogger("fairtrain.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-# Paths that carry a credential: a counterparty's invite token is their only key.
-_CREDENTIAL_PATH = re.compile(r"^(/(?:api/v1/)?invites/)[^/]+")
+# Paths that carry a credential: a counterparty's invite token is their only key, and a
+# signed download link is half of a licence holder's.
+_CREDENTIAL_PATH = re.compile(r"^(/(?:api/v1/)?invites/|/api/v1/downloads/)[^/]+")
 
 
 def loggable_path(path: str) -> str:
-    """The request path as the access log may keep it: invite tokens replaced."""
+    """The request path as the access log may keep it: invite and download tokens
+    replaced."""
     return _CREDENTIAL_PATH.sub(r"\1[token]", path)
 
 

@@ -8,6 +8,7 @@ from fairtrain.catalog import models as catalog_models
 from fairtrain.consent import models as consent_models
 from fairtrain.datasets import models as datasets_models
 from fairtrain.db import Base
+from fairtrain.delivery import models as delivery_models
 from fairtrain.ingest import models as ingest_models
 from fairtrain.jobs import models as jobs_models
 from fairtrain.ledger import models as ledger_models
@@ -23,6 +24,7 @@ _DOMAIN_MODELS = (
     catalog_models,
     consent_models,
     datasets_models,
+    delivery_models,
     ingest_models,
     jobs_models,
     licensing_models,

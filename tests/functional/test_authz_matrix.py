@@ -422,6 +422,19 @@ def _licence(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"path_params": {"licence_id": response.json()["id"]}}
 
 
+def _export(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A ready export of a fresh licence of the tenant's buyer (jobs run at once)."""
+    licence_id = _licence(world, caller, tenant)["path_params"]["licence_id"]
+    admin = world.tenant(tenant).buyer_admin
+    started = admin.request("POST", f"/api/v1/licences/{licence_id}/exports")
+    assert started.status_code == 202, started.text
+    export_id = started.json()["id"]
+    status = admin.request("GET", f"/api/v1/licences/{licence_id}/exports/{export_id}").json()
+    assert status["state"] == "ready", status
+    token = status["files"][0]["url"].rsplit("/", 1)[1]
+    return {"path_params": {"licence_id": licence_id, "export_id": export_id, "token": token}}
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     # Operations and documentation: public by design.
     ("GET", "/healthz"): Rule(EVERYONE),
@@ -720,6 +733,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/me/data-export"): Rule(PERSONS),
     ("GET", "/api/v1/compliance/records-of-processing"): Rule(frozenset({"operator", "auditor"})),
     ("GET", "/api/v1/compliance/licence-register"): Rule(frozenset({"operator", "auditor"})),
+    # Delivery: the licence holder asks for exports and downloads them (keys need
+    # downloads:read); operators read an export's status, never its files; a signed link
+    # works only for the organisation it was made for.
+    ("POST", "/api/v1/licences/{licence_id}/exports"): Rule(BUYERS, _licence, tenant_scoped=True),
+    ("GET", "/api/v1/licences/{licence_id}/exports/{export_id}"): Rule(
+        BUYERS | OPERATOR, _export, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/downloads/{token}"): Rule(BUYERS, _export, tenant_scoped=True),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

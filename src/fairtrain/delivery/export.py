@@ -103,7 +103,9 @@ class _Export:
         description: ExportDescription,
         formats: frozenset[ExportFormat],
         limits: ExportLimits,
+        durable: bool = True,
     ) -> None:
+        self.durable = durable
         self.directory = directory
         self.description = description
         self.limits = limits
@@ -123,6 +125,7 @@ class _Export:
                 row_group_bytes=limits.row_group_bytes,
                 row_group_rows=limits.row_group_rows,
                 schema_metadata=schema_metadata,
+                durable=durable,
             )
             if ExportFormat.PARQUET in formats
             else None
@@ -133,6 +136,7 @@ class _Export:
                 mtime=description.created_at.timestamp(),
                 max_shard_bytes=limits.tar_shard_bytes,
                 max_shard_items=limits.tar_shard_items,
+                durable=durable,
             )
             if ExportFormat.WEBDATASET in formats
             else None
@@ -236,6 +240,8 @@ class _Export:
             "withdrawn": [],
         }
         write_manifest(self.directory, manifest)
+        if not self.durable:
+            return manifest
         # Durable before it is renamed into place: the shards were already handed to the
         # kernel for write-out as each was sealed, so this mostly waits for what is left.
         for entry in files:
@@ -259,9 +265,15 @@ def export_dataset(
     *,
     formats: Collection[ExportFormat] = (ExportFormat.PARQUET, ExportFormat.WEBDATASET),
     limits: ExportLimits | None = None,
+    durable: bool = True,
 ) -> dict[str, Any]:
     """Write the export of ``items`` to ``out_dir`` (which must not exist yet) and
-    return its manifest. On any error nothing is left at ``out_dir``."""
+    return its manifest. On any error nothing is left at ``out_dir``.
+
+    ``durable=False`` skips the fsyncs (and the early write-out of each shard) for an
+    export written to scratch space and copied elsewhere at once (the delivery service
+    stores it in the vault, which fsyncs): still atomic for readers, not crash-durable,
+    and its files stay in the page cache for the copy."""
     chosen = frozenset(ExportFormat(f) for f in formats)
     if not chosen:
         raise InvalidInput("Choose at least one export format.", code="export_formats")
@@ -275,13 +287,15 @@ def export_dataset(
     partial.mkdir()
     export: _Export | None = None
     try:
-        export = _Export(partial, description, chosen, limits or ExportLimits())
+        export = _Export(partial, description, chosen, limits or ExportLimits(), durable)
         for item in items:
             export.add(item)
         manifest = export.finish()
-        fsync_directory(partial)
+        if durable:
+            fsync_directory(partial)
         os.rename(partial, out_dir)
-        fsync_directory(out_dir.parent)
+        if durable:
+            fsync_directory(out_dir.parent)
     except BaseException:
         if export is not None:
             export.abort()

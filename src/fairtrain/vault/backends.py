@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,30 @@ class ObjectMissing(LookupError):
     """No object is stored under this key."""
 
 
+class _Empty:
+    def read(self, size: int = -1, /) -> bytes:
+        return b""
+
+
+_EMPTY = _Empty()
+
+
+class _Bounded:
+    """At most ``limit`` bytes of a stream (a local file read from an offset)."""
+
+    def __init__(self, source: Readable, limit: int) -> None:
+        self._source = source
+        self._left = max(limit, 0)
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._left <= 0:
+            return b""
+        wanted = self._left if size is None or size < 0 else min(size, self._left)
+        piece = self._source.read(wanted)
+        self._left -= len(piece)
+        return piece
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str
@@ -82,6 +106,11 @@ class BlobBackend(Protocol):
 
     def open(self, key: str) -> AbstractContextManager[Readable]:
         """A readable stream of the object (raises ``ObjectMissing``)."""
+        ...
+
+    def open_range(self, key: str, start: int, stop: int) -> AbstractContextManager[Readable]:
+        """A readable stream of bytes ``start`` .. ``stop - 1`` of the object (fewer when
+        the object is shorter); raises ``ObjectMissing``."""
         ...
 
     def delete(self, key: str) -> None:
@@ -154,6 +183,18 @@ class LocalDirectoryBackend:
         if not path.is_file():
             raise ObjectMissing(key)
         return self._reader(path)
+
+    @contextmanager
+    def _range_reader(self, path: Path, start: int, stop: int) -> Iterator[Readable]:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            yield _Bounded(handle, stop - start)
+
+    def open_range(self, key: str, start: int, stop: int) -> AbstractContextManager[Readable]:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectMissing(key)
+        return self._range_reader(path, start, stop)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -272,14 +313,23 @@ class S3Backend:
         return size
 
     @contextmanager
-    def _reader(self, name: str) -> Iterator[Readable]:
+    def _reader(self, name: str, byte_range: str | None = None) -> Iterator[Readable]:
         from botocore.exceptions import ClientError
 
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
+            if byte_range is None:
+                body = self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
+            else:
+                body = self.client.get_object(Bucket=self.bucket, Key=name, Range=byte_range)[
+                    "Body"
+                ]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
                 raise ObjectMissing(name) from exc
+            if code == "InvalidRange":  # the object is shorter than the range asked for
+                yield _Bounded(_EMPTY, 0)
+                return
             raise
         try:
             yield body
@@ -288,6 +338,13 @@ class S3Backend:
 
     def open(self, key: str) -> AbstractContextManager[Readable]:
         return self._reader(self._object_key(key))
+
+    def open_range(self, key: str, start: int, stop: int) -> AbstractContextManager[Readable]:
+        if stop <= start:
+            return nullcontext(_Bounded(_EMPTY, 0))
+        # One ranged GET: the store sends only these bytes (a resumed download of a large
+        # export shard never pulls the part the buyer already has).
+        return self._reader(self._object_key(key), byte_range=f"bytes={start}-{stop - 1}")
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._object_key(key))

@@ -52,9 +52,12 @@ __all__ = [
     "BlobHeader",
     "BlobIntegrityError",
     "Readable",
+    "chunk_count",
     "ciphertext_size",
+    "decrypt_chunks",
     "decrypt_stream",
     "encrypt_stream",
+    "header_size",
     "read_header",
 ]
 
@@ -111,6 +114,17 @@ def ciphertext_size(plaintext_size: int, header: BlobHeader) -> int:
     """Bytes a blob of ``plaintext_size`` occupies once sealed (for checks and benchmarks)."""
     chunks = max(1, -(-plaintext_size // header.chunk_size))
     return len(header.encode()) + plaintext_size + chunks * TAG_SIZE
+
+
+def header_size(blob_id: str, key_id: str) -> int:
+    """Bytes of the encoded header of a blob with these (ASCII) ids."""
+    return _FIXED.size + 2 + len(blob_id) + len(key_id)
+
+
+def chunk_count(plaintext_size: int, chunk_size: int) -> int:
+    """Chunks a blob of ``plaintext_size`` is sealed in: an empty blob still has its
+    (empty) final chunk."""
+    return max(1, -(-plaintext_size // chunk_size))
 
 
 def _nonce(prefix: bytes, index: int) -> bytes:
@@ -271,3 +285,44 @@ def decrypt_stream(
             return
         current = following
         index += 1
+
+
+def decrypt_chunks(
+    key: bytes,
+    header: BlobHeader,
+    source: Readable,
+    *,
+    first: int,
+    stop: int,
+    total: int,
+) -> Iterator[tuple[int, bytes]]:
+    """``(index, plaintext)`` of chunks ``first`` .. ``stop - 1`` of a blob of ``total``
+    chunks, read from ``source`` positioned at the start of chunk ``first``.
+
+    What a ranged read needs: each chunk is authenticated on its own, bound to its
+    position and to whether it is the last one (known from ``total``, which the caller
+    takes from the size recorded at store time), so a chunk read out of the middle is
+    as trustworthy as one read in sequence. A short or altered chunk raises
+    ``BlobIntegrityError``.
+    """
+    if len(key) != KEY_SIZE:
+        raise ValueError("AES-256-GCM needs a 32-byte key")
+    if not 0 <= first <= stop <= total:
+        raise ValueError("chunk range outside the blob")
+    aead = AESGCM(key)
+    encoded = header.encode()
+    block = header.chunk_size + TAG_SIZE
+    for index in range(first, stop):
+        final = index == total - 1
+        sealed = _read_exact(source, block)
+        if len(sealed) < TAG_SIZE or (not final and len(sealed) != block):
+            raise BlobIntegrityError(f"chunk {index} is truncated")
+        try:
+            plaintext = aead.decrypt(
+                _nonce(header.nonce_prefix, index), sealed, _aad(encoded, index, final)
+            )
+        except InvalidTag as exc:
+            raise BlobIntegrityError(
+                f"chunk {index} failed authentication (altered, moved, cut or foreign)"
+            ) from exc
+        yield index, plaintext

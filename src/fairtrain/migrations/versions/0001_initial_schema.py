@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 20:07:18.460229
+Create Date: 2026-12-01 21:26:29.061177
 """
 
 from __future__ import annotations
@@ -1110,6 +1110,71 @@ def upgrade() -> None:
         batch_op.create_index("ix_licences_state_end", ["state", "ends_at"], unique=False)
 
     op.create_table(
+        "download_buckets",
+        sa.Column("licence_id", sa.String(length=40), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["licence_id"], ["licences.id"], name=op.f("fk_download_buckets_licence_id_licences")
+        ),
+        sa.PrimaryKeyConstraint("licence_id", name=op.f("pk_download_buckets")),
+    )
+    op.create_table(
+        "licence_exports",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("licence_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("version_id", sa.String(length=40), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column(
+            "formats",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("job_id", sa.String(length=40), nullable=True),
+        sa.Column("requested_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("manifest_sha256", sa.String(length=64), nullable=True),
+        sa.Column("item_count", sa.Integer(), nullable=True),
+        sa.Column(
+            "total_bytes", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "withheld",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("failure_code", sa.String(length=60), nullable=True),
+        sa.Column("failure_detail", sa.Text(), nullable=True),
+        sa.Column("shredded_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["licence_id"], ["licences.id"], name=op.f("fk_licence_exports_licence_id_licences")
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_licence_exports_org_id_organisations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["dataset_versions.id"],
+            name=op.f("fk_licence_exports_version_id_dataset_versions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_licence_exports")),
+    )
+    with op.batch_alter_table("licence_exports", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_licence_exports_licence", ["licence_id", "created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_licence_exports_org_id"), ["org_id"], unique=False)
+        batch_op.create_index(
+            "uq_licence_exports_open",
+            ["licence_id", "version_id"],
+            unique=True,
+            sqlite_where=sa.text("state IN ('requested', 'building', 'ready')"),
+            postgresql_where=sa.text("state IN ('requested', 'building', 'ready')"),
+        )
+
+    op.create_table(
         "licence_items",
         sa.Column(
             "id",
@@ -1146,17 +1211,140 @@ def upgrade() -> None:
         batch_op.create_index("ix_licence_items_licence", ["licence_id", "asset_id"], unique=False)
         batch_op.create_index("ix_licence_items_owner", ["owner_id", "licence_id"], unique=False)
 
+    op.create_table(
+        "delivered_items",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("export_id", sa.String(length=40), nullable=False),
+        sa.Column("licence_id", sa.String(length=40), nullable=False),
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("method", sa.String(length=40), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_delivered_items_asset_id_assets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["export_id"],
+            ["licence_exports.id"],
+            name=op.f("fk_delivered_items_export_id_licence_exports"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["licence_id"], ["licences.id"], name=op.f("fk_delivered_items_licence_id_licences")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivered_items")),
+        sa.UniqueConstraint("export_id", "asset_id", name="uq_delivered_items_asset"),
+    )
+    with op.batch_alter_table("delivered_items", schema=None) as batch_op:
+        batch_op.create_index("ix_delivered_items_asset", ["asset_id", "licence_id"], unique=False)
+        batch_op.create_index("ix_delivered_items_licence", ["licence_id", "method"], unique=False)
+        batch_op.create_index(batch_op.f("ix_delivered_items_sha256"), ["sha256"], unique=False)
+
+    op.create_table(
+        "export_downloads",
+        sa.Column("link_id", sa.String(length=40), nullable=False),
+        sa.Column("export_id", sa.String(length=40), nullable=False),
+        sa.Column("licence_id", sa.String(length=40), nullable=False),
+        sa.Column("path", sa.String(length=255), nullable=False),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("first_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column(
+            "bytes_requested", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["export_id"],
+            ["licence_exports.id"],
+            name=op.f("fk_export_downloads_export_id_licence_exports"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["licence_id"], ["licences.id"], name=op.f("fk_export_downloads_licence_id_licences")
+        ),
+        sa.PrimaryKeyConstraint("link_id", name=op.f("pk_export_downloads")),
+    )
+    with op.batch_alter_table("export_downloads", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_export_downloads_export_id"), ["export_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_export_downloads_licence_id"), ["licence_id"], unique=False
+        )
+
+    op.create_table(
+        "licence_export_files",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("export_id", sa.String(length=40), nullable=False),
+        sa.Column("path", sa.String(length=255), nullable=False),
+        sa.Column("blob_id", sa.String(length=40), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("media_type", sa.String(length=100), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["blob_id"],
+            ["vault_blobs.id"],
+            name=op.f("fk_licence_export_files_blob_id_vault_blobs"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["export_id"],
+            ["licence_exports.id"],
+            name=op.f("fk_licence_export_files_export_id_licence_exports"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_licence_export_files")),
+        sa.UniqueConstraint("export_id", "path", name="uq_licence_export_files_path"),
+    )
+    with op.batch_alter_table("licence_export_files", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_licence_export_files_export_id"), ["export_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("licence_export_files", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_licence_export_files_export_id"))
+
+    op.drop_table("licence_export_files")
+    with op.batch_alter_table("export_downloads", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_export_downloads_licence_id"))
+        batch_op.drop_index(batch_op.f("ix_export_downloads_export_id"))
+
+    op.drop_table("export_downloads")
+    with op.batch_alter_table("delivered_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivered_items_sha256"))
+        batch_op.drop_index("ix_delivered_items_licence")
+        batch_op.drop_index("ix_delivered_items_asset")
+
+    op.drop_table("delivered_items")
     with op.batch_alter_table("licence_items", schema=None) as batch_op:
         batch_op.drop_index("ix_licence_items_owner")
         batch_op.drop_index("ix_licence_items_licence")
         batch_op.drop_index("ix_licence_items_asset")
 
     op.drop_table("licence_items")
+    with op.batch_alter_table("licence_exports", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_licence_exports_open",
+            sqlite_where=sa.text("state IN ('requested', 'building', 'ready')"),
+            postgresql_where=sa.text("state IN ('requested', 'building', 'ready')"),
+        )
+        batch_op.drop_index(batch_op.f("ix_licence_exports_org_id"))
+        batch_op.drop_index("ix_licence_exports_licence")
+
+    op.drop_table("licence_exports")
+    op.drop_table("download_buckets")
     with op.batch_alter_table("licences", schema=None) as batch_op:
         batch_op.drop_index("ix_licences_state_end")
         batch_op.drop_index("ix_licences_org")

@@ -1,0 +1,516 @@
+"""The export build job (``delivery.build``): from a licence to files ready to download.
+
+For each item of the licence (the licensed version's items): the redacted, approved
+version is decrypted from the vault to a private scratch file (never the original), the
+licence's mark is applied with a key derived for this licence and this asset, and the
+marked copy is handed to the format layer (``export_dataset``), which writes Parquet and
+WebDataset shards, the manifest, the card, Croissant, the training-content summary and
+the consent receipts into a scratch directory. Every file is then stored in the vault,
+sealed with the licence's own data key (owner ``licence:lic_…``), and the export becomes
+``ready`` with its manifest's digest.
+
+The whole build is one transaction, like ingest's processing job: the export becomes
+ready with all its file rows, or nothing is visible. A refusal (a ``DomainError``: an
+item that cannot be decoded or marked, a licence that ended) rolls back to a savepoint,
+which also deletes every object stored so far, and records the export as ``failed`` with
+its code. A crash rolls everything back; the job is re-run by the queue's resume, and the
+scratch directory of the dead attempt is removed first. Objects a dead process had
+stored are orphans that ``fairtrain vault orphans --delete`` removes.
+
+Items withdrawn, erased or rejected since the licence was granted are not delivered:
+they are listed in the export's ``withheld`` with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import av
+import soundfile
+from PIL import Image
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from fairtrain.accounts.models import Organisation
+from fairtrain.audit.keys import key_id, platform_signing_key
+from fairtrain.audit.service import append_event
+from fairtrain.consent.models import AssetPolicy
+from fairtrain.consent.purposes import PURPOSES
+from fairtrain.datasets.models import Dataset, DatasetItem, DatasetVersion
+from fairtrain.delivery.export import ExportFormat, export_dataset
+from fairtrain.delivery.fingerprint import licence_order
+from fairtrain.delivery.items import (
+    JSON,
+    DeclaredPurpose,
+    ExportDescription,
+    ExportItem,
+    KAnonymityReport,
+    Modality,
+    RepresentationGroup,
+    RepresentationReport,
+)
+from fairtrain.delivery.keys import licence_key, watermark_key, watermark_secret
+from fairtrain.delivery.manifest import MANIFEST_FILE, manifest_digest
+from fairtrain.delivery.marking import NO_MARK, MarkedCopy, delivered_type, mark_copy
+from fairtrain.delivery.models import DeliveredItem, ExportFile, ExportState, LicenceExport
+from fairtrain.delivery.service import BUILD_JOB, check_active, licence_owner, mark_failed
+from fairtrain.delivery.streams import sha256_file
+from fairtrain.errors import Conflict, DomainError, InvalidInput
+from fairtrain.ids import utcnow
+from fairtrain.ingest.models import Asset, AssetState
+from fairtrain.jobs.registry import job_handler
+from fairtrain.licensing.models import Licence, LicenceItem
+from fairtrain.runtime import Runtime
+from fairtrain.vault.models import VaultBlob
+
+__all__ = ["build_export"]
+
+SYSTEM = "system:delivery"
+# A vault read is pulled this much at a time by the exporter's reader.
+_PIECE = 1 << 20
+
+_FILE_TYPES = {
+    ".parquet": "application/vnd.apache.parquet",
+    ".tar": "application/x-tar",
+    ".md": "text/markdown; charset=utf-8",
+    ".json": "application/json",
+    # media/ holds the file copies of items too large for a Parquet cell.
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".mp4": "video/mp4",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+    ".txt": "text/plain; charset=utf-8",
+    ".pdf": "application/pdf",
+}
+
+KNOWN_LIMITS = (
+    "Every picture, video, recording and text in this delivery carries a watermark or "
+    "fingerprint that identifies this licence; document scans carry none.",
+    "Demographic metadata was generalised until every combination is shared by at least "
+    "k items (see the k-anonymity report), so it is coarser than what contributors declared.",
+)
+COLLECTION_PROCESS = (
+    "Contributors uploaded their own recordings, pictures, videos and texts to fairtrain.",
+    "Each item was scanned for personal data and redacted; its owner reviewed the redacted "
+    "version and approved it before it was listed.",
+    "Each item's owner set the terms this licence satisfies; consent-receipts.json lists "
+    "the hash of every item's signed consent receipt.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """One item to deliver, as read from the database before any byte is."""
+
+    asset_id: str
+    modality: str
+    blob_id: str
+    media_type: str
+    metadata: dict[str, JSON]
+    units: float
+    uploaded_at: datetime
+
+
+class _BlobReader:
+    """A vault stream as the binary file object ``ExportItem.open`` must return."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._rest = b""
+
+    def read(self, size: int = -1) -> bytes:
+        # Pieces are joined once: the exporter reads an embedded item in one call.
+        pieces = [self._rest] if self._rest else []
+        have = len(self._rest)
+        while size < 0 or have < size:
+            piece = next(self._chunks, None)
+            if piece is None:
+                break
+            pieces.append(piece)
+            have += len(piece)
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._rest = b""
+        if 0 <= size < len(data):
+            data, self._rest = data[:size], data[size:]
+        return data
+
+    def close(self) -> None:
+        self._rest = b""
+
+
+def _withheld_code(asset: Asset, item: DatasetItem) -> str | None:
+    state = AssetState(asset.state)
+    if state == AssetState.WITHDRAWN:
+        return "asset_withdrawn"
+    if state == AssetState.ERASED:
+        return "asset_erased"
+    if state != AssetState.LISTED or asset.redacted_blob_id is None:
+        return "asset_unavailable"
+    if not item.receipt_sha256:
+        return "consent_receipt_missing"
+    return None
+
+
+def _plan(session: Session, licence: Licence) -> tuple[list[_Planned], list[dict[str, Any]]]:
+    rows = session.execute(
+        select(DatasetItem, Asset, AssetPolicy.version)
+        .join(
+            LicenceItem,
+            (LicenceItem.asset_id == DatasetItem.asset_id) & (LicenceItem.licence_id == licence.id),
+        )
+        .join(Asset, Asset.id == DatasetItem.asset_id)
+        .join(AssetPolicy, AssetPolicy.id == DatasetItem.policy_id)
+        .where(DatasetItem.version_id == licence.version_id)
+        .order_by(DatasetItem.asset_id)
+    )
+    planned: list[_Planned] = []
+    withheld: list[dict[str, Any]] = []
+    for item, asset, policy_version in rows:
+        code = _withheld_code(asset, item)
+        if code is not None:
+            withheld.append({"asset_id": asset.id, "code": code})
+            continue
+        assert asset.redacted_blob_id is not None and item.receipt_sha256 is not None
+        metadata: dict[str, JSON] = {
+            key: value for key, value in dict(item.delivered).items() if value is not None
+        }
+        metadata["consent_receipt_sha256"] = item.receipt_sha256
+        metadata["policy_version"] = int(policy_version)
+        planned.append(
+            _Planned(
+                asset_id=asset.id,
+                modality=item.modality,
+                blob_id=asset.redacted_blob_id,
+                media_type=asset.redacted_media_type or "application/octet-stream",
+                metadata=metadata,
+                units=item.units,
+                uploaded_at=asset.created_at,
+            )
+        )
+    return planned, withheld
+
+
+def _representation(version: DatasetVersion) -> RepresentationReport:
+    report = dict(version.representation or {})
+    dimensions = [str(d) for d in report.get("dimensions", [])]
+    attribute = "+".join(dimensions) if dimensions else "all"
+    groups = tuple(
+        RepresentationGroup(
+            attribute=attribute,
+            group=str(group.get("label", "")),
+            count=int(group.get("count", 0)),
+            share=float(group.get("share", 0.0)),
+            target=group.get("target_share"),
+            gap=group.get("gap"),
+        )
+        for group in report.get("groups", [])
+    )
+    return RepresentationReport(
+        groups=groups, divergence=float(report.get("total_variation") or 0.0)
+    )
+
+
+def _k_anonymity(version: DatasetVersion) -> KAnonymityReport:
+    report = dict(version.anonymity or {})
+    levels = dict(report.get("generalisation", {}))
+    return KAnonymityReport(
+        k=int(report.get("k", 0)),
+        quasi_identifiers=tuple(str(q) for q in report.get("quasi_identifiers", [])),
+        generalisations=tuple(
+            f"{name.replace('_', ' ')}: {entry.get('meaning', '')}."
+            for name, entry in sorted(levels.items())
+        ),
+        records_suppressed=int(report.get("suppressed", 0)),
+    )
+
+
+def _description(
+    session: Session,
+    runtime: Runtime,
+    licence: Licence,
+    planned: list[_Planned],
+    now: datetime,
+) -> ExportDescription:
+    settings = runtime.settings
+    version = session.get(DatasetVersion, licence.version_id)
+    dataset = session.get(Dataset, licence.dataset_id)
+    organisation = session.get(Organisation, licence.org_id)
+    assert version is not None and dataset is not None and organisation is not None
+    purpose = PURPOSES[licence.purpose]
+    languages = sorted({str(p.metadata["language"]) for p in planned if "language" in p.metadata})
+    modalities = tuple(m for m in Modality if any(p.modality == m.value for p in planned))
+    uploads = [p.uploaded_at for p in planned]
+    return ExportDescription(
+        dataset_id=dataset.id,
+        dataset_name=dataset.name,
+        version_id=version.id,
+        version_number=version.number,
+        licence_id=licence.id,
+        licensee=organisation.name,
+        purpose=DeclaredPurpose(purpose.key, purpose.label, purpose.words),
+        territory=(licence.territory,),
+        licence_start=licence.starts_at,
+        licence_end=licence.ends_at,
+        languages=tuple(languages),
+        modalities=modalities,
+        item_count=len(planned),
+        contribution_units=round(sum(p.units for p in planned), 6),
+        representation=_representation(version),
+        k_anonymity=_k_anonymity(version),
+        known_limits=KNOWN_LIMITS,
+        collection_process=COLLECTION_PROCESS,
+        platform_base_url=settings.base_url,
+        public_key_id=key_id(platform_signing_key(settings).public_key()),
+        created_at=now,
+        collection_period=(min(uploads), max(uploads)) if uploads else None,
+    )
+
+
+def _decrypt_to(session: Session, runtime: Runtime, blob_id: str, target: Path) -> None:
+    # The iterator is read to its end before the bytes are used: the vault reports a cut
+    # or altered object only there.
+    with target.open("wb") as handle:
+        for piece in runtime.vault.open_blob(session, blob_id):
+            handle.write(piece)
+
+
+def _measured(path: Path, modality: str) -> dict[str, JSON]:
+    """What the delivered file itself says (its size in pixels, its sampling)."""
+    if modality == "image":
+        with Image.open(path) as image:
+            return {"width": image.width, "height": image.height}
+    if modality == "audio":
+        info = soundfile.info(str(path))
+        return {
+            "sample_rate": int(info.samplerate),
+            "channels": int(info.channels),
+            "duration_seconds": float(info.duration),
+        }
+    return {}
+
+
+def _marked(source: Path, target: Path, planned: _Planned, key: bytes) -> MarkedCopy:
+    try:
+        return mark_copy(
+            source, target, modality=planned.modality, media_type=planned.media_type, key=key
+        )
+    except (av.error.FFmpegError, soundfile.LibsndfileError) as error:
+        raise InvalidInput(
+            f"Item {planned.asset_id} cannot be decoded to apply its watermark.",
+            code="corrupt_media",
+        ) from error
+
+
+def _vault_opener(session: Session, runtime: Runtime, blob_id: str) -> Callable[[], BinaryIO]:
+    def open_item() -> BinaryIO:
+        # The exporter reads and closes it: all of BinaryIO it uses.
+        return cast(BinaryIO, _BlobReader(runtime.vault.open_blob(session, blob_id)))
+
+    return open_item
+
+
+def _file_opener(path: Path) -> Callable[[], BinaryIO]:
+    def open_item() -> BinaryIO:
+        return path.open("rb")
+
+    return open_item
+
+
+def _items(
+    session: Session,
+    runtime: Runtime,
+    licence: Licence,
+    planned: list[_Planned],
+    scratch: Path,
+    delivered: list[dict[str, Any]],
+) -> Iterator[ExportItem]:
+    """Each item's delivered copy, made when the exporter asks for it and deleted once it
+    has been written: the scratch disk holds one item at a time."""
+    secret = watermark_secret(runtime.settings)
+    for item in planned:
+        key = watermark_key(secret, licence.id, item.asset_id)
+        media_type, extension = delivered_type(item.media_type)
+        metadata = dict(item.metadata)
+        if item.modality == Modality.DOCUMENT.value:
+            # Nothing to mark: streamed from the vault as it is, its digest is the blob's.
+            blob = session.get(VaultBlob, item.blob_id)
+            assert blob is not None
+            size, sha256, method = blob.plaintext_size, blob.sha256, NO_MARK
+            target = None
+            opener = _vault_opener(session, runtime, item.blob_id)
+        else:
+            source = scratch / "source"
+            target = scratch / f"delivered.{extension}"
+            _decrypt_to(session, runtime, item.blob_id, source)
+            copy = _marked(source, target, item, key)
+            source.unlink()
+            media_type, extension, method = copy.media_type, copy.extension, copy.method
+            sha256, size = sha256_file(target)
+            metadata |= _measured(target, item.modality)
+            opener = _file_opener(target)
+        metadata["media_type"] = media_type
+        delivered.append(
+            {
+                "licence_id": licence.id,
+                "asset_id": item.asset_id,
+                "modality": item.modality,
+                "method": method,
+                "sha256": sha256,
+                "size": size,
+            }
+        )
+        yield ExportItem(
+            key=item.asset_id,
+            modality=Modality(item.modality),
+            extension=extension,
+            media_type=media_type,
+            size=size,
+            sha256=sha256,
+            open=opener,
+            metadata=metadata,
+        )
+        if target is not None:
+            target.unlink(missing_ok=True)
+
+
+def _file_type(path: str) -> str:
+    if path == "croissant.json":
+        return "application/ld+json"
+    return _FILE_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+def _store_files(
+    session: Session,
+    runtime: Runtime,
+    export: LicenceExport,
+    directory: Path,
+    manifest: dict[str, Any],
+) -> int:
+    entries = [*manifest["files"]]
+    manifest_sha, manifest_size = sha256_file(directory / MANIFEST_FILE)
+    entries.append({"path": MANIFEST_FILE, "sha256": manifest_sha, "size": manifest_size})
+    total = 0
+    for entry in entries:
+        path = directory / entry["path"]
+        with path.open("rb") as handle:
+            blob = runtime.vault.store_blob(
+                session,
+                owner=licence_owner(export.licence_id),
+                stream=handle,
+                media_type=_file_type(entry["path"]),
+                max_bytes=int(entry["size"]),
+            )
+        if blob.sha256 != entry["sha256"] or blob.plaintext_size != entry["size"]:
+            raise Conflict(
+                f"{entry['path']} changed on the scratch disk before it was stored.",
+                code="export_file_changed",
+            )
+        session.add(
+            ExportFile(
+                export_id=export.id,
+                path=entry["path"],
+                blob_id=blob.id,
+                sha256=blob.sha256,
+                size=blob.plaintext_size,
+                media_type=blob.media_type,
+            )
+        )
+        total += blob.plaintext_size
+        path.unlink()  # the scratch disk holds the rest of the export only
+    session.flush()
+    return total
+
+
+def _build(
+    session: Session,
+    runtime: Runtime,
+    export: LicenceExport,
+    licence: Licence,
+    planned: list[_Planned],
+    scratch: Path,
+    now: datetime,
+) -> None:
+    if not planned:
+        raise Conflict(
+            "Nothing of this licence can be delivered: every item was withdrawn or erased.",
+            code="export_nothing_to_deliver",
+        )
+    # The licence's own record order: a leaked subset that keeps the order names it.
+    own_key = licence_key(watermark_secret(runtime.settings), licence.id)
+    order = licence_order([p.asset_id for p in planned], key=own_key)
+    by_id = {p.asset_id: p for p in planned}
+    ordered = [by_id[asset_id] for asset_id in order]
+    description = _description(session, runtime, licence, ordered, now)
+    delivered: list[dict[str, Any]] = []
+    out = scratch / "export"
+    manifest = export_dataset(
+        _items(session, runtime, licence, ordered, scratch, delivered),
+        description,
+        out,
+        formats=[ExportFormat(f) for f in export.formats],
+        # Scratch space: the vault's writes are the durable ones.
+        durable=False,
+    )
+    digest = manifest_digest(manifest)
+    total = _store_files(session, runtime, export, out, manifest)
+    rows = [{"export_id": export.id, **row} for row in delivered]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(DeliveredItem), rows[start : start + 5000])
+    export.state = ExportState.READY
+    export.manifest_sha256 = digest
+    export.item_count = len(planned)
+    export.total_bytes = total
+    export.finished_at = utcnow()
+    session.flush()
+    methods = Counter(str(row["method"]) for row in delivered)
+    append_event(
+        session,
+        actor=SYSTEM,
+        action="delivery.export_ready",
+        subject=f"export:{export.id}",
+        payload={
+            "licence": licence.id,
+            "version": licence.version_id,
+            "manifest_sha256": digest,
+            "items": len(planned),
+            "files": len(manifest["files"]) + 1,
+            "bytes": total,
+            "withheld": len(export.withheld),
+            "methods": dict(sorted(methods.items())),
+        },
+    )
+
+
+@job_handler(BUILD_JOB)
+def build_export(session: Session, payload: dict[str, Any], runtime: Runtime) -> None:
+    """Build one export; idempotent (a ready, failed or shredded export is left alone)."""
+    export = session.get(
+        LicenceExport, str(payload.get("export_id")), with_for_update=True, populate_existing=True
+    )
+    if export is None or ExportState(export.state) != ExportState.REQUESTED:
+        return
+    licence = session.get(Licence, export.licence_id)
+    assert licence is not None
+    now = utcnow()
+    scratch = runtime.settings.data_dir / "scratch" / "exports" / export.id
+    # What an attempt that died left behind; the export directory must not exist.
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True, mode=0o700)
+    try:
+        check_active(licence, now)
+        planned, withheld = _plan(session, licence)
+        export.withheld = withheld
+        with session.begin_nested():
+            _build(session, runtime, export, licence, planned, scratch, now)
+    except DomainError as error:
+        mark_failed(session, export, code=error.code, detail=error.detail, actor=SYSTEM)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,274 @@
+"""Which licence did these leaked files come from? Tracing against the platform's records.
+
+For each file, the candidates are the (licence, asset) pairs that could have produced it,
+found in this order:
+
+1. **exact copy**: its SHA-256 is that of an item as delivered (``delivered_items``);
+2. **fingerprint**: the asset is recognised by the platform's near-duplicate index
+   (perceptual hash for pictures and video frames, Chromaprint for recordings, MinHash for
+   text; ``ingest.fingerprints``), and the candidates are the licences it was delivered
+   under;
+3. **every delivery**: otherwise every item delivered with the mark this kind of file
+   carries, read in batches.
+
+Each candidate's key is derived as the build derived it (licence and asset), the
+detectors of ``delivery.trace`` score the file against every candidate, and the scores are
+gathered per licence: a licence's p-value is its best candidate's times the number of its
+candidates (Bonferroni within the licence; ``decide`` then corrects across licences), so
+searching many assets never makes a false attribution likelier than the stated bound.
+``verdict`` combines the files as ``fairtrain trace --candidates`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fairtrain.accounts.models import Organisation
+from fairtrain.config import Settings
+from fairtrain.delivery.fingerprint import AUDIO_METHOD, TEXT_METHOD
+from fairtrain.delivery.keys import watermark_key, watermark_secret
+from fairtrain.delivery.models import DeliveredItem
+from fairtrain.delivery.trace import TraceResult, Verdict, classify, trace_file, verdict
+from fairtrain.delivery.watermark import IMAGE_METHOD, VIDEO_METHOD, CandidateScore, decide
+from fairtrain.ingest import fingerprints
+from fairtrain.licensing.models import Licence
+
+__all__ = ["FileTrace", "LeakTrace", "trace_leak"]
+
+# The mark a delivered item of each kind of file carries.
+_METHODS = {
+    "image": IMAGE_METHOD,
+    "video": VIDEO_METHOD,
+    "audio": AUDIO_METHOD,
+    "text": TEXT_METHOD,
+}
+CANDIDATE_BATCH = 64
+_SEPARATOR = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class FileTrace:
+    """One file: the detector's result, per licence, and how its candidates were found."""
+
+    result: TraceResult
+    matched_by: str  # exact_copy | fingerprint | every_delivery | none
+    assets: tuple[str, ...]  # the assets it was matched to (empty: not matched)
+    candidates: int  # (licence, asset) pairs scored
+    identical_to: tuple[str, ...] = ()  # licences whose delivered copy has these bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LeakTrace:
+    files: list[FileTrace]
+    verdict: Verdict
+    organisations: dict[str, str] = field(default_factory=dict)  # licence -> licensee
+
+    def as_dict(self) -> dict[str, Any]:
+        def organisation(licence_id: str | None) -> str | None:
+            return self.organisations.get(licence_id) if licence_id else None
+
+        return {
+            "files": [
+                {
+                    **f.result.as_dict(),
+                    "organisation": organisation(f.result.licence_id),
+                    "matched_by": f.matched_by,
+                    "assets": list(f.assets),
+                    "candidates": f.candidates,
+                    "identical_to": list(f.identical_to),
+                }
+                for f in self.files
+            ],
+            "verdict": {
+                **self.verdict.as_dict(),
+                "organisation": organisation(self.verdict.licence_id),
+            },
+        }
+
+
+def _sha256(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _pairs_for_assets(session: Session, assets: Sequence[str]) -> list[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for start in range(0, len(assets), 500):
+        rows = session.execute(
+            select(DeliveredItem.licence_id, DeliveredItem.asset_id).where(
+                DeliveredItem.asset_id.in_(assets[start : start + 500])
+            )
+        )
+        pairs.update((licence, asset) for licence, asset in rows)
+    return sorted(pairs)
+
+
+def _recognised_assets(session: Session, path: Path, kind: str) -> list[str]:
+    """Assets the near-duplicate index recognises in the file (their originals)."""
+    text = None
+    if kind == "text":
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []
+    try:
+        fingerprint = fingerprints.compute(path, kind, text=text)
+    except (OSError, ValueError):
+        return []
+    if fingerprint is None:
+        return []
+    return [asset.id for asset, _ in fingerprints.find_similar(session, "", fingerprint)]
+
+
+def _every_delivery(session: Session, method: str, batch: int) -> Iterator[list[tuple[str, str]]]:
+    rows = session.execute(
+        select(DeliveredItem.licence_id, DeliveredItem.asset_id)
+        .where(DeliveredItem.method == method)
+        .distinct()
+        .order_by(DeliveredItem.licence_id, DeliveredItem.asset_id)
+        .execution_options(yield_per=batch)
+    )
+    pending: list[tuple[str, str]] = []
+    for licence, asset in rows:
+        pending.append((licence, asset))
+        if len(pending) >= batch:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _score(
+    path: Path,
+    secret: bytes,
+    batches: Iterator[list[tuple[str, str]]],
+) -> tuple[TraceResult | None, dict[str, list[CandidateScore]], int]:
+    """Every candidate's score, by licence; or the detector's refusal."""
+    by_licence: dict[str, list[CandidateScore]] = defaultdict(list)
+    scored = 0
+    for batch in batches:
+        keys = {
+            f"{licence}{_SEPARATOR}{asset}": watermark_key(secret, licence, asset)
+            for licence, asset in batch
+        }
+        result = trace_file(path, keys)
+        if result.detection is None:
+            return result, {}, scored
+        scored += len(batch)
+        for score in result.detection.scores:
+            licence = score.licence_id.split(_SEPARATOR, 1)[0]
+            by_licence[licence].append(score)
+    return None, by_licence, scored
+
+
+def _per_licence(
+    path: Path, kind: Any, method: str, by_licence: dict[str, list[CandidateScore]]
+) -> TraceResult:
+    collapsed = []
+    for licence, scores in by_licence.items():
+        best = min(scores, key=lambda s: (s.p_value, -s.z))
+        collapsed.append(CandidateScore(licence, best.z, min(1.0, best.p_value * len(scores))))
+    return TraceResult(str(path), kind, decide(method, collapsed))
+
+
+def _trace_one(
+    session: Session, secret: bytes, path: Path, digest: str | None, batch: int
+) -> FileTrace:
+    exact = (
+        list(
+            session.execute(
+                select(DeliveredItem.licence_id, DeliveredItem.asset_id, DeliveredItem.method)
+                .where(DeliveredItem.sha256 == digest)
+                .distinct()
+            )
+        )
+        if digest
+        else []
+    )
+    identical = tuple(sorted({licence for licence, _, _ in exact}))
+    try:
+        kind = classify(path)
+    except OSError as error:
+        return FileTrace(
+            TraceResult(str(path), "unsupported", error=f"cannot read: {error.strerror}"),
+            "none",
+            (),
+            0,
+            identical,
+        )
+    method = _METHODS.get(kind)
+    if method is None:
+        note = "not a picture, video, recording or text"
+        if identical:
+            note += "; byte-identical to a delivered copy (see identical_to)"
+        return FileTrace(TraceResult(str(path), kind, error=note), "none", (), 0, identical)
+    matched_by = "exact_copy"
+    pairs = sorted({(licence, asset) for licence, asset, _ in exact})
+    if not pairs:
+        matched_by = "fingerprint"
+        pairs = _pairs_for_assets(session, _recognised_assets(session, path, kind))
+    if pairs:
+        chunks = [pairs[i : i + batch] for i in range(0, len(pairs), batch)]
+        batches: Iterator[list[tuple[str, str]]] = iter(chunks)
+    else:
+        matched_by = "every_delivery"
+        batches = _every_delivery(session, method, batch)
+    assets = tuple(sorted({asset for _, asset in pairs}))
+    refused, by_licence, scored = _score(path, secret, batches)
+    if refused is not None:
+        return FileTrace(refused, matched_by, assets, scored, identical)
+    if not by_licence:
+        result = TraceResult(str(path), kind, error="no licence was delivered anything like it")
+        return FileTrace(result, "none", (), 0, identical)
+    result = _per_licence(path, kind, method, by_licence)
+    return FileTrace(result, matched_by, assets, scored, identical)
+
+
+def trace_leak(
+    session: Session,
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    batch: int = CANDIDATE_BATCH,
+    progress: Callable[[Path], None] | None = None,
+) -> LeakTrace:
+    """Trace each file against the licences that could have received it; byte-identical
+    copies are counted once (``duplicate_of``)."""
+    secret = watermark_secret(settings)
+    seen: dict[str, str] = {}
+    traced: list[FileTrace] = []
+    for path in map(Path, paths):
+        digest = _sha256(path)
+        if digest is not None and digest in seen:
+            result = TraceResult(str(path), classify(path), duplicate_of=seen[digest])
+            traced.append(FileTrace(result, "none", (), 0))
+        else:
+            if digest is not None:
+                seen[digest] = str(path)
+            traced.append(_trace_one(session, secret, path, digest, batch))
+        if progress is not None:
+            progress(path)
+    overall = verdict([f.result for f in traced])
+    named = {f.result.licence_id for f in traced if f.result.licence_id}
+    named |= set(overall.combined) | ({overall.licence_id} if overall.licence_id else set())
+    rows = session.execute(
+        select(Licence.id, Organisation.name)
+        .join(Organisation, Organisation.id == Licence.org_id)
+        .where(Licence.id.in_(sorted(named)))
+    )
+    organisations = {str(licence): str(name) for licence, name in rows}
+    return LeakTrace(traced, overall, organisations)
