@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             jobs.close()
+            app.state.engine.dispose()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -68,6 +68,7 @@ def deployments(
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
             connection.execute(text(f'CREATE DATABASE "{database}"'))
+        admin.dispose()
         made += [schema, database]
         options = f"?options=-csearch_path%3D{schema}"
         live = Deployment(tmp_path / "live", f"{POSTGRES}/test{options}")
