@@ -32,7 +32,7 @@ from fairtrain.catalog.models import (
     CatalogEntry,
     SubmissionState,
 )
-from fairtrain.config import Settings
+from fairtrain.config import DEFAULT_CONTRIBUTION_UNITS, Settings
 from fairtrain.consent import purposes
 from fairtrain.consent.fit import LicenceAsk
 from fairtrain.datasets.sampling import parse_targets, stratum_label, targets_dict
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 CAMPAIGN_DIMENSIONS = ("age_band", "gender", "region", "accent", "language")
-MODALITIES = tuple(catalog.UNITS)
+MODALITIES = tuple(DEFAULT_CONTRIBUTION_UNITS)
 QUOTA_TOLERANCE = 1e-6
 
 
@@ -146,7 +146,7 @@ def create_campaign(
         term_days=term_days,
         currency=currency,
         price_per_unit_minor=price_per_unit_minor,
-        unit=catalog.UNITS[modality],
+        unit=str(settings.contribution_units[modality]),
         target_units=float(target_units),
         accepted_units=0.0,
         targets=targets_dict(parsed),

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -35,12 +36,12 @@ from fairtrain.errors import InvalidInput
 from fairtrain.ids import utcnow
 from fairtrain.ingest.models import Asset, AssetState
 from fairtrain.iris import asset_iri
+from fairtrain.ledger.royalties import contribution_units
 from fairtrain.money import to_major
 
 __all__ = [
     "FACETS",
     "SORTS",
-    "UNITS",
     "CatalogQuery",
     "SearchPage",
     "candidates",
@@ -180,27 +181,21 @@ def refresh_entries(session: Session, *, today: date | None = None, batch: int =
 # -- contribution -----------------------------------------------------------------------
 
 # How much of a dataset an asset is, by kind: what royalties are split by and campaigns
-# price per. Minutes of sound or moving picture; one photo; messages of a chat; pages.
-UNITS = {
-    "audio": "minutes",
-    "video": "minutes",
-    "image": "items",
-    "text": "items",
-    "chat": "messages",
-    "document": "pages",
-}
+# price per — the ledger's contribution units, configured per modality in settings.
 
 
 def units_of(settings: Settings, entry: CatalogEntry) -> float:
-    """The asset's contribution in its modality's unit (see :data:`UNITS`)."""
-    unit = UNITS.get(entry.modality, "items")
-    if unit == "minutes":
-        return round((entry.duration_seconds or 0.0) / 60.0, 6)
-    if unit == "messages":
-        return float(entry.messages or 1)
-    if unit == "pages":
-        return float(entry.pages or 1)
-    return 1.0
+    """The asset's contribution in its modality's unit (``settings.contribution_units``);
+    a missing measure counts as nothing (a recording) or one (messages, pages)."""
+    return float(
+        contribution_units(
+            entry.modality,
+            entry.duration_seconds or 0.0,
+            entry.messages or 1,
+            entry.pages or 1,
+            units=settings.contribution_units,
+        ).quantize(Decimal("0.000001"))
+    )
 
 
 # -- terms ------------------------------------------------------------------------------
