@@ -94,14 +94,18 @@ def _drive(
             began = time.perf_counter()
             try:
                 status = call().status_code
+            except httpx.TimeoutException:
+                status = -1  # no answer within the client's 30 s
             except httpx.HTTPError:
                 status = 0
             took = time.perf_counter() - began
             with lock:
                 latencies[kind].append(took)
+                if status < 0:
+                    outcomes["timeout"] += 1
                 outcomes[
                     "error"
-                    if status == 0 or status >= 500
+                    if status <= 0 or status >= 500
                     else "refused"
                     if status >= 400
                     else "ok"
@@ -198,7 +202,8 @@ def main() -> None:
         )
         print(
             f"  errors {outcomes.get('error', 0)} of {total} "
-            f"({outcomes.get('error', 0) / max(total, 1):.4%}); refusals "
+            f"({outcomes.get('error', 0) / max(total, 1):.4%}, of which "
+            f"{outcomes.get('timeout', 0)} got no answer within 30 s); refusals "
             f"{outcomes.get('refused', 0)}"
         )
         for kind in sorted(latencies):
@@ -215,6 +220,9 @@ def main() -> None:
                 f"  server RSS: {m0:.0f} MiB after warm-up, {m1:.0f} MiB at the end, "
                 f"max {max(m for _, m in memory):.0f} MiB; growth {slope:+.2f} MiB/min"
             )
+            # Growth that levels off is caches filling; growth that goes on is a leak.
+            minutes = {int(t // 60): m for t, m in after}
+            print("  RSS by minute: " + ", ".join(f"{m:.0f}" for _, m in sorted(minutes.items())))
         for client, _ in contributors + buyers + operators:
             client.close()
         for client in anonymous:
