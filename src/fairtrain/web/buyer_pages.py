@@ -362,7 +362,7 @@ def _dataset_page(
         status_code=status_code,
         error=error,
         dataset=dataset,
-        version=version,
+        dsv=version,  # not "version": that is the app's version in every page's footer
         versions=datasets.versions_of(session, dataset.id),
         exclusions=exclusions,
         exclusions_shown=EXCLUSIONS_SHOWN,
@@ -587,7 +587,7 @@ def _licence_page(
         error=error,
         licence=licence,
         dataset=dataset,
-        version=version,
+        dsv=version,
         export=export,
         status=status,
         links=links,

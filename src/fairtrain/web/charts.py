@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 __all__ = ["Bar", "BarChart", "bar_chart"]
 
-# Geometry in SVG user units; the SVG scales to the page width (viewBox).
-LABEL_WIDTH = 150
-BAR_AREA = 330
-VALUE_WIDTH = 120
+# Geometry in SVG user units; the SVG scales to the page width (viewBox). Narrow enough
+# that 13-unit text stays readable when a phone shrinks the drawing to ~350 px.
+LABEL_WIDTH = 110
+BAR_AREA = 200
+VALUE_WIDTH = 100
 ROW_HEIGHT = 30
 BAR_HEIGHT = 18
 TOP = 8
@@ -37,6 +38,7 @@ class BarChart:
     width: int
     height: int
     label_width: int
+    bar_area: int
     has_target: bool
 
 
@@ -56,7 +58,11 @@ def bar_chart(
         + [value for _, value, _ in rows]
         + [t[0] for t in (targets or []) if t is not None]
     )
-    unit = BAR_AREA / top_value if top_value > 0 else 0.0
+
+    def scaled(value: float) -> float:
+        # value / top first: dividing by a tiny top would overflow to infinity.
+        return round(min(max(value, 0.0) / top_value, 1.0) * BAR_AREA, 2) if top_value else 0.0
+
     bars: list[Bar] = []
     for index, (label, value, text) in enumerate(rows):
         target = targets[index] if targets is not None else None
@@ -66,8 +72,8 @@ def bar_chart(
                 value=value,
                 text=text,
                 y=TOP + index * ROW_HEIGHT,
-                width=round(max(value, 0.0) * unit, 2),
-                target_x=round(LABEL_WIDTH + target[0] * unit, 2) if target else None,
+                width=scaled(value),
+                target_x=round(LABEL_WIDTH + scaled(target[0]), 2) if target else None,
                 target_text=target[1] if target else None,
             )
         )
@@ -80,5 +86,6 @@ def bar_chart(
         width=LABEL_WIDTH + BAR_AREA + VALUE_WIDTH,
         height=TOP * 2 + max(len(bars), 1) * ROW_HEIGHT,
         label_width=LABEL_WIDTH,
+        bar_area=BAR_AREA,
         has_target=any(b.target_x is not None for b in bars),
     )
