@@ -4,7 +4,7 @@ Starts ``fairtrain serve --demo`` on a free loopback port with a throw-away data
 directory, drives Debian's chromium (never ``playwright install``) through the main pages
 as the demo buyer, operator and contributor, and writes one PNG per page. The buyer
 builds a second, gender-balanced dataset and orders it on the way, so the operator has a
-payment to confirm.
+payment to confirm, and prepares the demo licence's download so its files are listed.
 
     uv run python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -103,6 +103,13 @@ def take(base: str, out: Path) -> None:
             buyer.goto(base + "/licences")
             buyer.get_by_role("link", name="Everyday photos").first.click()
             buyer.wait_for_url("**/licences/*")
+            buyer.get_by_role("button", name="Prepare the download").click()
+            deadline = time.monotonic() + 120
+            while buyer.get_by_role("link", name="manifest.json").count() == 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the demo export was not ready in two minutes")
+                time.sleep(1)
+                buyer.reload()
             _shot(buyer, out, "buyer-licence")
 
             operator = _log_in(browser, base, "otto")

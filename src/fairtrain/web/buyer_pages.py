@@ -213,9 +213,11 @@ def datasets_create(
     session: SessionDep,
     name: Annotated[str, Form(max_length=200)],
     purpose: Annotated[str, Form(max_length=60)],
-    territory: Annotated[str, Form(max_length=2)],
-    term_days: Annotated[str, Form(max_length=6)] = "365",
-    currency: Annotated[str, Form(max_length=3)] = "EUR",
+    # Generous limits: the API's parameters check the values and the page says what is
+    # wrong next to what was typed.
+    territory: Annotated[str, Form(max_length=20)],
+    term_days: Annotated[str, Form(max_length=20)] = "365",
+    currency: Annotated[str, Form(max_length=20)] = "EUR",
     modality: Annotated[list[str] | None, Form(max_length=10)] = None,
     language: Annotated[str, Form(max_length=16)] = "",
     size: Annotated[str, Form(max_length=12)] = "",
