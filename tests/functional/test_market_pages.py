@@ -88,6 +88,11 @@ def test_buyer_builds_licenses_and_contributors_see_it(
     assert "25.0% (2)" in page.text and "Target" in page.text
     assert "purpose_not_permitted" in page.text  # every exclusion with its reason
 
+    fit = re.search(r'href="(/catalogue\?[^"]+)">What in the catalogue fits', page.text)
+    assert fit and "purpose=speech_recognition" in fit.group(1)
+    fitting = buyer.client.get(fit.group(1).replace("&amp;", "&"), headers=HTML)
+    assert fitting.status_code == 200 and market.research_only not in fitting.text
+
     dataset_id = built.headers["location"].rsplit("/", 1)[1]
     quoted = buyer.client.post(
         f"/datasets/{dataset_id}/quote",

@@ -340,6 +340,21 @@ def representation_chart(version: DatasetVersion) -> BarChart:
     )
 
 
+def catalogue_link(dataset: Dataset) -> str:
+    """The catalogue search for the dataset's licence and selection: what fits now."""
+    stored = dataset.selection.get("query", {})
+    pairs = [
+        ("purpose", dataset.purpose),
+        ("territory", dataset.territory),
+        ("term_days", str(dataset.term_days)),
+    ]
+    for field, param in (("modalities", "modality"), ("languages", "language"),
+                         ("age_bands", "age_band"), ("genders", "gender"),
+                         ("regions", "region")):  # fmt: skip
+        pairs += [(param, str(value)) for value in stored.get(field, [])]
+    return "/catalogue?" + str(QueryParams(pairs))
+
+
 def _dataset_page(
     request: Request,
     principal: Principal,
@@ -369,6 +384,7 @@ def _dataset_page(
         exclusions=exclusions,
         exclusions_shown=EXCLUSIONS_SHOWN,
         chart=representation_chart(version) if version else None,
+        catalogue_link=catalogue_link(dataset),
         purpose=purposes.PURPOSES.get(dataset.purpose),
         money=format_money,
     )
