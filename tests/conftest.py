@@ -212,14 +212,21 @@ def make_client(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The live server's settings (its database is migrated): browser tests use them to
+    create what only the CLI creates, such as an operator."""
     data_dir = tmp_path_factory.mktemp("browser")
     settings = make_test_settings(data_dir, f"sqlite:///{data_dir / 'fairtrain.db'}")
     settings = settings.model_copy(update={"jobs_url": f"sqlite:///{data_dir / 'jobs.db'}"})
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     engine.dispose()
-    app = create_app(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def live_server(live_settings: Settings) -> Iterator[str]:
+    app = create_app(live_settings)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")

@@ -41,7 +41,10 @@ from fairtrain.problems import PROBLEM_RESPONSES, problem_response, register_err
 from fairtrain.runtime import Runtime
 from fairtrain.tasks import register_all
 from fairtrain.web.asset_pages import router as asset_pages_router
+from fairtrain.web.buyer_pages import router as buyer_pages_router
+from fairtrain.web.contributor_pages import router as contributor_pages_router
 from fairtrain.web.invite_pages import router as invite_pages_router
+from fairtrain.web.operator_pages import router as operator_pages_router
 from fairtrain.web.org_pages import router as org_pages_router
 from fairtrain.web.pages import router as pages_router
 
@@ -123,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(org_pages_router)
     app.include_router(asset_pages_router)
     app.include_router(invite_pages_router)
+    app.include_router(buyer_pages_router)
+    app.include_router(contributor_pages_router)
+    app.include_router(operator_pages_router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up.")

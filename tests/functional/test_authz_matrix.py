@@ -435,6 +435,35 @@ def _export(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return {"path_params": {"licence_id": licence_id, "export_id": export_id, "token": token}}
 
 
+BUYER_PEOPLE = frozenset({"buyer_admin", "buyer_member"})
+DATASET_FORM = {"name": "Matrix page images", "purpose": "fine_tuning", "territory": "DE",
+                "modality": ["image"]}  # fmt: skip
+
+
+def _page_form(fields: dict[str, Any]) -> Builder:
+    """A page's form: the fields and the caller's CSRF token."""
+    return lambda world, caller, tenant: {"data": {**fields, "csrf_token": caller.csrf or ""}}
+
+
+def _with_form(build: Builder, **fields: Callable[[], str]) -> Builder:
+    """An object's page form: ``build``'s path, the fields (made fresh each call) and the
+    caller's CSRF token, posted as a form instead of JSON."""
+
+    def built(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+        spec = build(world, caller, tenant)
+        data = {name: make() for name, make in fields.items()}
+        return {"path_params": spec.get("path_params", {}),
+                "data": {**data, "csrf_token": caller.csrf or ""}}  # fmt: skip
+
+    return built
+
+
+def _submission_form(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    spec = _submission_request(world, caller, tenant)
+    return {"path_params": spec["path_params"],
+            "data": {**spec["json"], "csrf_token": caller.csrf or ""}}  # fmt: skip
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     # Operations and documentation: public by design.
     ("GET", "/healthz"): Rule(EVERYONE),
@@ -763,6 +792,48 @@ MATRIX: dict[tuple[str, str], Rule] = {
         lambda w, c, t: {**_new_key(w, c, t), "data": {"csrf_token": c.csrf or ""}},
         tenant_scoped=True,
     ),
+    # Marketplace pages: the same policies as the API, for people in person (API keys
+    # are sent to the login page).
+    ("GET", "/catalogue"): Rule(BUYER_PEOPLE | OPERATOR),
+    ("GET", "/datasets"): Rule(BUYER_PEOPLE),
+    ("POST", "/datasets"): Rule(BUYER_PEOPLE, _page_form(DATASET_FORM)),
+    ("GET", "/datasets/{dataset_id}"): Rule(BUYER_PEOPLE, _dataset, tenant_scoped=True),
+    ("POST", "/datasets/{dataset_id}/rebuild"): Rule(
+        BUYER_PEOPLE, _with_form(_dataset), tenant_scoped=True
+    ),
+    ("POST", "/datasets/{dataset_id}/quote"): Rule(
+        BUYER_PEOPLE, _with_form(_quotable), tenant_scoped=True
+    ),
+    ("GET", "/quotes/{quote_id}"): Rule(BUYER_PEOPLE, _quote, tenant_scoped=True),
+    ("POST", "/quotes/{quote_id}/order"): Rule(
+        ORG_ADMIN,
+        _with_form(_quote, idempotency_key=lambda: secrets.token_hex(16)),
+        tenant_scoped=True,
+    ),
+    ("GET", "/orders"): Rule(BUYER_PEOPLE),
+    ("GET", "/orders/{order_id}"): Rule(BUYER_PEOPLE, _order, tenant_scoped=True),
+    ("GET", "/licences"): Rule(BUYER_PEOPLE),
+    ("GET", "/licences/{licence_id}"): Rule(BUYER_PEOPLE, _licence, tenant_scoped=True),
+    ("POST", "/licences/{licence_id}/export"): Rule(
+        BUYER_PEOPLE, _with_form(_licence), tenant_scoped=True
+    ),
+    ("GET", "/me/licences"): Rule(CONTRIBUTOR),
+    ("GET", "/me/earnings"): Rule(CONTRIBUTOR),
+    ("POST", "/me/payout-details"): Rule(
+        CONTRIBUTOR, _page_form({"account_holder": "Matrix Payee", "iban": IBAN})
+    ),
+    ("GET", "/campaigns"): Rule(CONTRIBUTOR),
+    ("POST", "/campaigns/{campaign_id}/submit"): Rule(
+        CONTRIBUTOR, _submission_form, tenant_scoped=True
+    ),
+    ("GET", "/operator/orders"): Rule(OPERATOR),
+    ("POST", "/operator/orders/{order_id}/confirm"): Rule(
+        OPERATOR, _with_form(_order, reference=lambda: "M-3")
+    ),
+    ("GET", "/operator/payouts"): Rule(OPERATOR),
+    ("POST", "/operator/payouts"): Rule(OPERATOR, _with_form(_payable, currency=lambda: "EUR")),
+    ("POST", "/operator/payouts/{batch_id}/mark-paid"): Rule(OPERATOR, _with_form(_batch)),
+    ("GET", "/operator/trial-balance"): Rule(frozenset({"operator", "auditor"})),
 }
 
 
