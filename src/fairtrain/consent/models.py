@@ -56,6 +56,10 @@ class AssetPolicy(Base):
     rules: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The DPV consent state of this version: ConsentGiven, RenewedConsentGiven (a renewal
+    # extended it), or ConsentExpired once ``not_after`` passed (consent.expiry).
+    status: Mapped[str] = mapped_column(String(40), default="ConsentGiven")
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ConsentReceiptRecord(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 21:26:29.061177
+Create Date: 2026-12-01 22:17:59.953911
 """
 
 from __future__ import annotations
@@ -590,6 +590,8 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("superseded_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=40), nullable=False),
+        sa.Column("expired_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["asset_id"], ["assets.id"], name=op.f("fk_asset_policies_asset_id_assets")
         ),
