@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from tests.factories import Actor, list_asset, sign_up_buyer, sign_up_contributor
+from tests.factories import Actor, list_asset, sign_up_buyer, sign_up_contributor, sign_up_staff
+from tests.functional.marketplace_world import BALANCED, Market
 from tests.media_factory import png_bytes
 
 from fairtrain.audit.models import AuditEvent
@@ -20,6 +21,7 @@ from fairtrain.consent import service as consent
 from fairtrain.consent.models import AssetPolicy
 from fairtrain.consent.templates import PROTECTED
 from fairtrain.ids import utcnow
+from fairtrain.licensing.models import LicenceItem
 
 MAIN = {
     "allowed": ["academic_research", "model_training"],
@@ -146,6 +148,7 @@ def test_ended_consent_expires_with_a_receipt_and_leaves_the_catalogue(
     assert latest["valid_until"] is None
     signed = _ok(ada.client.get(f"/api/v1/receipts/{latest['id']}"))
     assert signed["receipt"]["dpv:hasConsentStatus"] == "https://w3id.org/dpv#ConsentExpired"
+    assert signed["receipt"]["dpv:isIndicatedBy"] == "system"
     events = db.scalars(select(AuditEvent).where(AuditEvent.action == "consent.policy_expired"))
     assert [e.subject for e in events] == [f"asset:{asset_id}"]
     issued = db.scalars(select(AuditEvent).where(AuditEvent.subject == f"receipt:{latest['id']}"))
@@ -212,3 +215,52 @@ def test_the_expiry_moment_is_utc(ada: Actor, db: Session) -> None:
     record = consent.current_policy(db, asset_id)
     assert record is not None and record.not_after is not None
     assert abs((record.not_after - ends).total_seconds()) < 1
+
+
+def test_a_licence_keeps_its_terms_when_the_consent_behind_it_expires(
+    market: Market, make_client: Any, db: Session, app: Any
+) -> None:
+    operator = sign_up_staff(make_client(), db, app.state.passwords, "operator")
+    buyer = market.buyer
+    owner = market.contributors[0]
+    group = market.by_group["25-34|woman"]  # all this contributor's recordings
+    # Terms that still allow the buyer's year of speech recognition, ending in 400 days.
+    _ok(owner.client.put("/api/v1/me/policy", headers=owner.headers(),
+                         json={"asset_ids": group,
+                               "terms": MAIN | {"allowed": ["model_training"],
+                                                "territories": [], "term_months": 12,
+                                                "ends_at": _ends(400)}}))  # fmt: skip
+    dataset = _ok(buyer.client.post("/api/v1/datasets", json=BALANCED, headers=buyer.headers()),
+                  201)  # fmt: skip
+    version = dataset["latest_version"]["id"]
+    items = _ok(buyer.client.get(f"/api/v1/dataset-versions/{version}/items"))
+    mine = next(i["asset_id"] for i in items if i["asset_id"] in group)
+    quote = _ok(buyer.client.post(f"/api/v1/dataset-versions/{version}/quotes",
+                                  headers=buyer.headers()), 201)  # fmt: skip
+    order = _ok(buyer.client.post(f"/api/v1/quotes/{quote['id']}/orders",
+                                  headers=buyer.headers() | {"Idempotency-Key": "exp-0001"}),
+                201)  # fmt: skip
+    licence = _ok(operator.client.post(f"/api/v1/orders/{order['id']}/confirm-payment",
+                                       json={"reference": order["invoice_number"]},
+                                       headers=operator.headers()))  # fmt: skip
+    granted = consent.current_policy(db, mine)
+    assert granted is not None
+    _time_passes(db, mine)
+    consent.expire_policies(db, app.state.settings, actor="system:test")
+    db.commit()
+
+    after = _ok(buyer.client.get(f"/api/v1/licences/{licence['id']}"))
+    assert after["state"] == "active" and after["ends_at"] == licence["ends_at"]
+    assert after["agreement_sha256"] == licence["agreement_sha256"]
+    item = db.scalars(
+        select(LicenceItem).where(
+            LicenceItem.licence_id == licence["id"], LicenceItem.asset_id == mine
+        )
+    ).one()
+    assert item.policy_id == granted.id  # the version it was granted under, unchanged
+    # No new licence: a rebuilt dataset leaves the asset out, the old version is stale.
+    rebuilt = _ok(buyer.client.post(f"/api/v1/datasets/{dataset['id']}/versions",
+                                    headers=buyer.headers()))  # fmt: skip
+    fresh = _ok(buyer.client.get(f"/api/v1/dataset-versions/{rebuilt['id']}/items"))
+    assert mine not in {i["asset_id"] for i in fresh}
+    assert verify_stored_chain(db) == (True, None, None)

@@ -455,8 +455,8 @@ def issue_receipt(
 ) -> ConsentReceiptRecord:
     """Sign a consent receipt for this policy version; its hash goes to the audit log.
 
-    ``ends=False`` leaves ``validUntil`` empty: an expiry receipt records an end that has
-    already passed (its time is the receipt's own)."""
+    ``ends=False`` is for an expiry receipt: ``validUntil`` stays empty (the end has
+    already passed; the policy it names holds it) and it is indicated by ``system``."""
     owner = session.get(User, record.owner_id)
     assert owner is not None
     key = platform_signing_key(settings)
@@ -481,6 +481,9 @@ def issue_receipt(
         # Explicit consent to biometric uses, given as a separate step (GDPR Art. 9 …).
         special_categories=[BIOMETRIC_DATA] if explicit_biometric else [],
     )
+    if not ends:
+        # An end date passing is noticed by the platform, not indicated by the person.
+        receipt["dpv:isIndicatedBy"] = "system"
     jws = sign_receipt(receipt, key)
     stored = ConsentReceiptRecord(
         id=str(receipt["id"]),
