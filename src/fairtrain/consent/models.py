@@ -32,6 +32,8 @@ class AssetPolicy(Base):
         UniqueConstraint("asset_id", "version", name="uq_asset_policies_version"),
         Index("ix_asset_policies_current", "asset_id", "superseded_at"),
         Index("ix_asset_policies_owner", "owner_id", "created_at"),
+        # The expiry round asks for terms whose end has passed: a range, not a scan.
+        Index("ix_asset_policies_ending", "not_after"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:17:59.953911
+Create Date: 2026-12-01 22:52:22.492245
 """
 
 from __future__ import annotations
@@ -605,6 +605,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_asset_policies_current", ["asset_id", "superseded_at"], unique=False
         )
+        batch_op.create_index("ix_asset_policies_ending", ["not_after"], unique=False)
         batch_op.create_index("ix_asset_policies_owner", ["owner_id", "created_at"], unique=False)
 
     op.create_table(
@@ -1412,6 +1413,7 @@ def downgrade() -> None:
     op.drop_table("campaign_submissions")
     with op.batch_alter_table("asset_policies", schema=None) as batch_op:
         batch_op.drop_index("ix_asset_policies_owner")
+        batch_op.drop_index("ix_asset_policies_ending")
         batch_op.drop_index("ix_asset_policies_current")
 
     op.drop_table("asset_policies")
