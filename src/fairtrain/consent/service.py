@@ -360,6 +360,7 @@ def renew_policy(
         )
     if until.tzinfo is None:
         raise InvalidInput("The new end needs a time zone (UTC).", code="invalid_until")
+    until = until.replace(microsecond=0)  # as the ODRL document writes it
     now = utcnow()
     if until <= now or until <= current.not_after:
         raise InvalidInput(

@@ -73,8 +73,10 @@ def build_terms(terms: MainTerms, *, uid: str, target: str | None) -> Policy:
     if codes:
         constraints.append(Constraint("spatial", "isAnyOf", codes, None, f"{base}[2]"))
     if terms.ends_at is not None:
+        # Whole seconds, as the ODRL document writes it, so the compiled end is the same.
+        ends = terms.ends_at.replace(microsecond=0)
         constraints.append(
-            Constraint("dateTime", "lteq", (terms.ends_at,), None, f"{base}[{len(constraints)}]")
+            Constraint("dateTime", "lteq", (ends,), None, f"{base}[{len(constraints)}]")
         )
     duties: list[Rule] = []
     if terms.price > 0:
