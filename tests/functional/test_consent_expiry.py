@@ -164,6 +164,11 @@ def test_renewal_after_expiry_lists_the_asset_again(
     _time_passes(db, asset_id)
     consent.expire_policies(db, app.state.settings, actor="system:test")
     db.commit()
+    page = ada.client.get(f"/assets/{asset_id}").text
+    assert "Your consent ended on" in page and "not offered for new licences" in page
+    assert "expiry" in page and "ConsentExpired" in page  # the receipts table
+    listing = ada.client.get("/assets").text
+    assert "version 2, expired" in listing
     until = _ends(400)
     renewed = _ok(ada.client.post(f"/api/v1/assets/{asset_id}/policy/renew",
                                   json={"until": until}, headers=ada.headers()))  # fmt: skip
