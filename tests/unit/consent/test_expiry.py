@@ -195,3 +195,19 @@ def test_periodic_work_repeats_survives_a_failure_and_stops(
     with pytest.raises(ValueError):
         PeriodicWork("never", 0, make_session_factory(engine), work)
     engine.dispose()
+
+
+def test_the_consistency_check_expects_expired_assets_out_of_the_catalogue(
+    db: Session, settings: Settings
+) -> None:
+    from fairtrain.consistency import check_platform
+    from fairtrain.vault.backends import backend_from_url
+    from fairtrain.vault.keys import KeyRing
+
+    owner = _owner(db)
+    asset = _listed(db, settings, owner, 2)
+    consent.expire_policies(db, settings, actor="system:test", now=utcnow() + timedelta(days=3))
+    report = check_platform(db, backend_from_url(settings.effective_vault_url),
+                            KeyRing.from_settings(settings))  # fmt: skip
+    assert [f for f in report.findings if f.check == "catalogue"] == [], report.findings
+    assert db.get(CatalogEntry, asset.id) is None
