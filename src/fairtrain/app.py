@@ -26,6 +26,7 @@ from fairtrain.catalog.campaign_api import router as campaign_router
 from fairtrain.compliance.api import router as compliance_router
 from fairtrain.config import Settings, get_settings
 from fairtrain.consent.api import router as consent_router
+from fairtrain.consent.expiry import expiry_task
 from fairtrain.datasets.api import router as datasets_router
 from fairtrain.db import make_engine, make_session_factory
 from fairtrain.delivery.api import router as delivery_router
@@ -63,12 +64,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs: JobQueue = app.state.jobs
+        # Consent whose end date passed is expired by whichever process runs workers.
+        expiry = None
         if settings.jobs_in_process and not jobs.immediate:
             jobs.resume()
             jobs.start_consumer(settings.jobs_in_process_workers)
+            expiry = expiry_task(settings, app.state.sessions)
+            if expiry is not None:
+                expiry.start()
         try:
             yield
         finally:
+            if expiry is not None:
+                expiry.stop()
             jobs.close()
             app.state.engine.dispose()
 

@@ -394,6 +394,7 @@ def worker(
     """Run background-job workers against FAIRTRAIN_JOBS_URL (Redis at scale)."""
     from fairtrain.audit.keys import platform_signing_key
     from fairtrain.audit.service import sign_checkpoints_every
+    from fairtrain.consent.expiry import expiry_task
     from fairtrain.jobs.queue import JobQueue
     from fairtrain.runtime import Runtime
     from fairtrain.tasks import register_all
@@ -408,7 +409,14 @@ def worker(
     queue = JobQueue(settings.effective_jobs_url, sessions, Runtime(settings))
     resumed = queue.resume()
     console.print(f"Resumed {len(resumed)} unfinished job(s); {workers} worker(s) running.")
-    queue.run_worker(workers)
+    expiry = expiry_task(settings, sessions)
+    if expiry is not None:
+        expiry.start()
+    try:
+        queue.run_worker(workers)
+    finally:
+        if expiry is not None:
+            expiry.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     jobs_in_process_workers: int = 2
     # A running job whose process has not touched it for this long is taken over.
     jobs_lease_seconds: float = Field(default=45.0, ge=1.0)
+    # Workers also mark consent whose end date passed as expired this often (0: never;
+    # then run `fairtrain consent expire` from cron).
+    consent_expiry_every_seconds: float = Field(default=300.0, ge=0.0)
 
     # Sessions and login throttling.
     session_ttl_seconds: int = 60 * 60 * 24 * 14

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from fairtrain.audit.service import verify_stored_chain
 from fairtrain.catalog.models import CatalogEntry
 from fairtrain.consent.models import AssetPolicy
+from fairtrain.consent.receipts import ConsentStatus
 from fairtrain.ids import utcnow
 from fairtrain.ingest.models import Asset, AssetState
 from fairtrain.jobs.models import FINAL_STATES, Job
@@ -106,7 +107,16 @@ def check_platform(
         )
         if not live:
             report.add("assets", f"asset {asset.id} is {asset.state} and nothing will finish it")
-    listed = set(session.scalars(select(Asset.id).where(Asset.state == AssetState.LISTED)))
+    # Listed assets whose terms expired are out of the catalogue on purpose.
+    lapsed = set(
+        session.scalars(
+            select(AssetPolicy.asset_id).where(
+                AssetPolicy.superseded_at.is_(None),
+                AssetPolicy.status == ConsentStatus.EXPIRED.value,
+            )
+        )
+    )
+    listed = set(session.scalars(select(Asset.id).where(Asset.state == AssetState.LISTED))) - lapsed
     entries = dict(session.execute(select(CatalogEntry.asset_id, CatalogEntry.policy_id)).all())
     current = dict(
         session.execute(

@@ -184,6 +184,18 @@ def _listed_asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     return spec
 
 
+def _ending_asset(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """An asset whose terms end in a month, and a renewal of them to a year."""
+    spec = _asset(world, caller, tenant)
+    owner = world.tenant(tenant).contributor
+    soon = datetime.now(UTC) + timedelta(days=30)
+    terms = {"allowed": ["academic_research"], "ends_at": soon.isoformat()}
+    changed = owner.request("PUT", f"/api/v1/assets/{spec['path_params']['asset_id']}/policy",
+                            json={"terms": terms})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    return {**spec, "json": {"until": (soon + timedelta(days=365)).isoformat()}}
+
+
 def _receipt(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
     _listed_asset(world, caller, tenant)
     owner = world.tenant(tenant).contributor
@@ -572,6 +584,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
         lambda w, c, t: {**_asset(w, c, t), "json": {"template": "research_only"}},
         tenant_scoped=True,
     ),
+    ("POST", "/api/v1/assets/{asset_id}/policy/renew"): Rule(
+        CONTRIBUTOR, _ending_asset, tenant_scoped=True
+    ),
     ("PUT", "/api/v1/me/policy"): Rule(
         CONTRIBUTOR, lambda w, c, t: {"json": {"template": "default", "asset_ids": []}}
     ),
@@ -661,6 +676,35 @@ MATRIX: dict[tuple[str, str], Rule] = {
             "data": {"template": "research_only", "price": "2.50", "csrf_token": c.csrf or ""},
         },
         tenant_scoped=True,
+    ),
+    ("POST", "/assets/{asset_id}/terms/edit"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            **_asset(w, c, t),
+            "data": {"allowed": ["academic_research"], "csrf_token": c.csrf or ""},
+        },
+        tenant_scoped=True,
+    ),
+    ("POST", "/assets/{asset_id}/terms/renew"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            "path_params": _ending_asset(w, c, t)["path_params"],
+            "data": {
+                "until": (datetime.now(UTC) + timedelta(days=400)).date().isoformat(),
+                "csrf_token": c.csrf or "",
+            },
+        },
+        tenant_scoped=True,
+    ),
+    ("POST", "/assets/terms/bulk"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            "data": {
+                "asset_ids": _asset(w, c, t)["path_params"]["asset_id"],
+                "allowed": ["academic_research"],
+                "csrf_token": c.csrf or "",
+            },
+        },
     ),
     ("POST", "/assets/{asset_id}/erase"): Rule(
         CONTRIBUTOR,

@@ -32,6 +32,7 @@ from fairtrain.consent import purposes
 from fairtrain.consent.fit import Fit, LicenceAsk, TermsSummary, compiled_fit, policy_fit
 from fairtrain.consent.models import AssetPolicy
 from fairtrain.consent.odrl import Policy, parse_policy
+from fairtrain.consent.receipts import ConsentStatus
 from fairtrain.errors import InvalidInput
 from fairtrain.ids import utcnow
 from fairtrain.ingest.models import Asset, AssetState
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 FACETS = ("modality", "language", "age_band", "gender", "region")
+EXPIRED = ConsentStatus.EXPIRED.value
 NOT_SHARED = "not_shared"  # the facet value for a demographic the contributor keeps private
 SORTS = ("newest", "oldest", "longest", "shortest", "cheapest")
 MAX_PAGE = 200
@@ -86,7 +88,8 @@ def _count(info: dict[str, Any], key: str) -> int | None:
 
 
 def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> CatalogEntry | None:
-    """Make the catalogue say what the asset is now: listed with its current terms, or absent.
+    """Make the catalogue say what the asset is now: listed with its current terms, or
+    absent (not listed, or its terms expired).
 
     Called in the same transaction as every change the catalogue mirrors.
     """
@@ -96,7 +99,12 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
             AssetPolicy.asset_id == asset.id, AssetPolicy.superseded_at.is_(None)
         )
     ).first()
-    if AssetState(asset.state) != AssetState.LISTED or record is None or asset.modality is None:
+    if (
+        AssetState(asset.state) != AssetState.LISTED
+        or record is None
+        or record.status == EXPIRED  # consent ended: offered for no new licence
+        or asset.modality is None
+    ):
         if existing is not None:
             session.delete(existing)
             session.flush()

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from fairtrain.audit.keys import key_id, platform_signing_key, public_key_pem
 from fairtrain.consent import counterparty, purposes, service
@@ -34,10 +33,12 @@ from fairtrain.consent.schemas import (
     PartOut,
 )
 from fairtrain.consent.templates import TEMPLATES
+from fairtrain.consent.terms import MAX_TERM_MONTHS, MainTerms
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import AuthenticationRequired, Forbidden, InvalidInput, NotFound
 from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
+from fairtrain.money import CURRENCIES, to_major
 from fairtrain.problems import PROBLEM_RESPONSES
 
 __all__ = ["router"]
@@ -61,14 +62,52 @@ class TemplateOut(BaseModel):
     summary: str
 
 
+class MainTermsIn(BaseModel):
+    """The main terms, as the web form edits them (always non-exclusive, no sublicensing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed: list[str] = Field(min_length=1, max_length=64, description="Purpose keys.")
+    prohibited: list[str] = Field(default_factory=list, max_length=64)
+    territories: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}$")]] = Field(
+        default_factory=list,
+        max_length=250,
+        description="ISO 3166 codes, EU or EEA; none: anywhere.",
+    )
+    term_months: int = Field(default=12, ge=1, le=MAX_TERM_MONTHS)
+    price_minor: int = Field(default=100, ge=0, le=10**12)
+    currency: Currency = "EUR"
+    attribution: bool = False
+    ends_at: datetime | None = Field(default=None, description="Your consent ends then.")
+
+    def main_terms(self) -> MainTerms:
+        code = self.currency.upper()
+        if code not in CURRENCIES:
+            raise InvalidInput(
+                f"{code} is not a supported currency.", code="unknown_currency",
+                pointer="terms.currency",
+            )  # fmt: skip
+        return MainTerms(
+            allowed=tuple(self.allowed),
+            prohibited=tuple(self.prohibited),
+            territories=tuple(self.territories),
+            term_months=self.term_months,
+            price=to_major(self.price_minor, code),
+            currency=code,
+            attribution=self.attribution,
+            ends_at=_utc(self.ends_at),
+        )
+
+
 class PolicyIn(BaseModel):
-    """Either a template (with a price) or a whole ODRL policy document."""
+    """A template (with a price), the main terms, or a whole ODRL policy document."""
 
     model_config = ConfigDict(extra="forbid")
 
     template: str | None = Field(default=None, max_length=40)
     price_minor: int | None = Field(default=None, ge=0, le=10**12)
     currency: Currency | None = None
+    terms: MainTermsIn | None = None
     policy: dict[str, Any] | None = None
     explicit_biometric_consent: bool = Field(
         default=False,
@@ -104,8 +143,11 @@ class PolicyOut(BaseModel):
     version: int
     template: str | None
     sha256: str
+    status: str = Field(description="DPV consent state: ConsentGiven, RenewedConsentGiven "
+                        "or ConsentExpired.")  # fmt: skip
     created_at: datetime
     superseded_at: datetime | None
+    expired_at: datetime | None
     summary: CompiledOut
     explanation: list[str]  # the terms in plain words, generated from the structure
     risk_notes: list[str]  # what to know before agreeing, for this kind of data
@@ -164,8 +206,10 @@ def policy_out(record: AssetPolicy, modality: str | None) -> PolicyOut:
         version=record.version,
         template=record.template,
         sha256=record.sha256,
+        status=record.status,
         created_at=record.created_at,
         superseded_at=record.superseded_at,
+        expired_at=record.expired_at,
         summary=CompiledOut(
             permitted=_top(_keys(record.permit_mask)),
             prohibited=_top(_keys(record.ban_mask)),
@@ -225,6 +269,7 @@ def write_policy(
         price_minor=body.price_minor,
         currency=body.currency.upper() if body.currency else None,
         attestations=body.attestations(),
+        terms=body.terms.main_terms() if body.terms else None,
     )
     counterparty.terms_changed(
         session, request.app.state.settings, asset, request.app.state.jobs.dispatch,
@@ -241,6 +286,40 @@ def read_policy_versions(
     return [policy_out(r, asset.modality) for r in service.policy_versions(session, asset.id)]
 
 
+class RenewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    until: datetime = Field(description="The new end of your consent (UTC).")
+    explicit_biometric_consent: bool = False
+
+
+@router.post("/assets/{asset_id}/policy/renew", response_model=PolicyOut)
+def renew_policy(
+    asset_id: str, body: RenewIn, request: Request, principal: PrincipalDep, session: SessionDep
+) -> PolicyOut:
+    """Extend your terms to a later end, before or after they expired: the same terms as a
+    new version (RenewedConsentGiven) with a renewal receipt; the asset is offered again.
+    Licences already granted keep the terms and end they were granted under."""
+    asset = authorize_asset(principal, AssetAction.MANAGE, session.get(Asset, asset_id))
+    until = _utc(body.until)
+    assert until is not None
+    record = service.renew_policy(
+        session,
+        request.app.state.settings,
+        asset,
+        actor=principal.ref,
+        until=until,
+        attestations=frozenset(
+            {"explicit_biometric_consent"} if body.explicit_biometric_consent else ()
+        ),
+    )
+    counterparty.terms_changed(
+        session, request.app.state.settings, asset, request.app.state.jobs.dispatch,
+        actor=principal.ref,
+    )  # fmt: skip
+    return policy_out(record, asset.modality)
+
+
 @router.put("/me/policy", response_model=list[PolicyOut])
 def write_policies(
     body: BulkPolicyIn, request: Request, principal: PrincipalDep, session: SessionDep
@@ -250,12 +329,7 @@ def write_policies(
         raise AuthenticationRequired("Log in first.")
     if principal.kind != "contributor" or principal.user_id is None:
         raise Forbidden("Only contributors set terms for their assets.", code="role_forbidden")
-    query = select(Asset).where(
-        Asset.owner_id == principal.user_id, Asset.state.not_in(["erased", "rejected"])
-    )
-    if body.asset_ids is not None:
-        query = query.where(Asset.id.in_(body.asset_ids))
-    assets = list(session.scalars(query.order_by(Asset.created_at)))
+    assets = service.termable_assets(session, principal.user_id, body.asset_ids)
     if body.asset_ids is not None and len(assets) != len(set(body.asset_ids)):
         raise InvalidInput(
             "Some of these assets are not yours, or are erased or rejected.",
@@ -272,6 +346,7 @@ def write_policies(
         price_minor=body.price_minor,
         currency=body.currency.upper() if body.currency else None,
         attestations=body.attestations(),
+        terms=body.terms.main_terms() if body.terms else None,
     )
     for asset in assets:
         counterparty.terms_changed(
@@ -328,9 +403,10 @@ class ReceiptOut(BaseModel):
     asset_id: str | None
     policy_id: str | None
     status: str
-    event: str
+    event: str  # grant, change, renewal, expiry, withdrawal…
     sha256: str
     issued_at: datetime
+    valid_until: str | None  # the receipt's validUntil (ISO 8601), when the consent ends
 
 
 @router.get("/me/receipts", response_model=list[ReceiptOut])
@@ -347,6 +423,7 @@ def my_receipts(principal: PrincipalDep, session: SessionDep) -> list[ReceiptOut
             event=r.event,
             sha256=r.sha256,
             issued_at=r.issued_at,
+            valid_until=r.receipt.get("validUntil"),
         )
         for r in service.receipts_of(session, principal.user_id)
     ]

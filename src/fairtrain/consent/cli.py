@@ -3,7 +3,8 @@
 ``evaluate``, ``explain`` and ``verify-receipt`` read nothing but their arguments (no
 database, no settings): a contributor, a buyer or an auditor can run them anywhere.
 ``public-key`` reads the platform's signing key from the settings and prints its public
-half, the PEM those offline checks need.
+half, the PEM those offline checks need. ``expire`` marks terms whose end date passed as
+expired, in the configured database.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from fairtrain.audit.keys import (
     platform_signing_key,
     public_key_pem,
 )
+from fairtrain.cli_support import CLI_ACTOR, cli_session
 from fairtrain.config import get_settings
-from fairtrain.consent import purposes
+from fairtrain.consent import purposes, service
 from fairtrain.consent.evaluate import Request, evaluate
 from fairtrain.consent.odrl import Policy, parse_policy
 from fairtrain.consent.plain import explain, risk_notes
@@ -36,7 +38,7 @@ __all__ = ["app"]
 
 app = typer.Typer(
     help="Licence terms: evaluate an ODRL policy, explain it in plain words, verify a "
-    "consent receipt offline, print the platform's public key.",
+    "consent receipt offline, print the platform's public key, expire ended consent.",
     no_args_is_help=True,
 )
 console = Console()
@@ -202,3 +204,24 @@ def public_key_command(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps({"key_id": key_id(key), "public_key_pem": pem}))
     else:
         typer.echo(pem, nl=False)
+
+
+@app.command("expire")
+def expire_command(as_json: JsonOption = False) -> None:
+    """Mark every asset's terms whose end date has passed as expired (ConsentExpired).
+
+    Each gets a signed expiry receipt and an audit event, and its asset leaves the
+    catalogue, so no new licence can use it; licences already granted keep their end.
+    Running it again changes nothing. Workers also do this every
+    FAIRTRAIN_CONSENT_EXPIRY_EVERY_SECONDS.
+    """
+    settings = get_settings()
+    with cli_session(settings) as session:
+        ended = service.expire_policies(session, settings, actor=CLI_ACTOR)
+        rows = [{"asset_id": r.asset_id, "policy_id": r.id, "version": r.version} for r in ended]
+    if as_json:
+        typer.echo(json.dumps({"expired": rows}))
+        return
+    typer.echo(f"{len(rows)} asset(s)' terms expired.")
+    for row in rows:
+        typer.echo(f"  {row['asset_id']} (terms version {row['version']})")

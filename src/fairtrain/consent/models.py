@@ -32,6 +32,8 @@ class AssetPolicy(Base):
         UniqueConstraint("asset_id", "version", name="uq_asset_policies_version"),
         Index("ix_asset_policies_current", "asset_id", "superseded_at"),
         Index("ix_asset_policies_owner", "owner_id", "created_at"),
+        # The expiry round asks for terms whose end has passed: a range, not a scan.
+        Index("ix_asset_policies_ending", "not_after"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -56,6 +58,10 @@ class AssetPolicy(Base):
     rules: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The DPV consent state of this version: ConsentGiven, RenewedConsentGiven (a renewal
+    # extended it), or ConsentExpired once ``not_after`` passed (consent.expiry).
+    status: Mapped[str] = mapped_column(String(40), default="ConsentGiven")
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ConsentReceiptRecord(Base):

@@ -14,12 +14,13 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
 from fairtrain.consent import counterparty
 from fairtrain.consent import service as consent_service
-from fairtrain.consent.models import CounterpartyInvite, InviteStatus
+from fairtrain.consent.models import AssetPolicy, CounterpartyInvite, InviteStatus
 from fairtrain.consent.plain import explain, risk_notes
 from fairtrain.consent.service import ensure_policy
 from fairtrain.consent.templates import TEMPLATES
@@ -30,6 +31,15 @@ from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
 from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pull
 from fairtrain.web.pages import check_form, render
+from fairtrain.web.terms_form import (
+    PURPOSE_CHOICES,
+    PostedTerms,
+    Preview,
+    TermsForm,
+    form_from_policy,
+    parse_date,
+    preview_of,
+)
 
 __all__ = ["router"]
 
@@ -51,10 +61,23 @@ def _assets_page(
     *,
     status_code: int = 200,
     error: DomainError | None = None,
+    terms_form: TermsForm | None = None,
+    preview: Preview | None = None,
+    selected: frozenset[str] = frozenset(),
 ) -> Response:
     assert principal.user_id is not None
     assets = service.list_assets(session, principal.user_id, limit=100)
     context = request.app.state.upload_context
+    current = {
+        record.asset_id: record
+        for record in session.scalars(
+            select(AssetPolicy).where(
+                AssetPolicy.asset_id.in_([a.id for a in assets]),
+                AssetPolicy.superseded_at.is_(None),
+            )
+        )
+    }
+    changed = request.query_params.get("changed", "")
     return render(
         request,
         "assets.html",
@@ -63,6 +86,13 @@ def _assets_page(
         assets=assets,
         error=error,
         max_upload_bytes=context.max_upload_bytes,
+        current_terms=current,
+        termable=[a for a in assets if a.state not in ("erased", "rejected")],
+        terms_form=terms_form or TermsForm(),
+        preview=preview,
+        selected=selected,
+        purpose_choices=PURPOSE_CHOICES,
+        changed=int(changed) if changed.isdigit() else None,
     )
 
 
@@ -178,6 +208,8 @@ def _asset_page(
     error: DomainError | None = None,
     status_code: int = 200,
     invite_link: str | None = None,
+    terms_form: TermsForm | None = None,
+    preview: Preview | None = None,
 ) -> Response:
     asset = authorize_asset(principal, AssetAction.READ, service.get_asset(session, asset_id))
     job = service.latest_job(session, asset.id)
@@ -211,6 +243,10 @@ def _asset_page(
         people=people,
         people_noun=PEOPLE_NOUNS.get(str(asset.modality)),
         invite_link=invite_link,
+        terms_form=terms_form or form_from_policy(terms, terms_policy),
+        preview=preview,
+        purpose_choices=PURPOSE_CHOICES,
+        receipts=consent_service.receipts_of_asset(session, asset.id) if owner else [],
     )
 
 
@@ -329,6 +365,129 @@ def terms_submit(
         return record
 
     return _act(asset_id, request, principal, session, csrf_token, choose)
+
+
+@router.post("/assets/{asset_id}/terms/edit", response_class=HTMLResponse)
+def terms_edit_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    form: PostedTerms,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    step: Annotated[str, Form(pattern=r"^(preview|save)$")] = "preview",
+) -> Response:
+    """Edit the main terms: the first post shows them in plain words with their risk notes;
+    only a save of exactly what was previewed writes a new version."""
+    if not _contributor(principal):
+        return RedirectResponse("/login", status_code=303)
+    check_form(request, principal, csrf_token)
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    settings = request.app.state.settings
+    try:
+        preview = preview_of(form, [asset.modality])
+    except DomainError as error:
+        return _asset_page(asset_id, request, principal, session, error=error,
+                           status_code=error.status, terms_form=form)  # fmt: skip
+    if step != "save" or form.digest != preview.digest:
+        form.digest = preview.digest
+        return _asset_page(asset_id, request, principal, session, terms_form=form,
+                           preview=preview)  # fmt: skip
+    try:
+        with session.begin_nested():
+            consent_service.set_policy(
+                session, settings, asset, actor=principal.ref, terms=form.main_terms(),
+                attestations=form.attestations(),
+            )  # fmt: skip
+            counterparty.terms_changed(
+                session, settings, asset, request.app.state.jobs.dispatch, actor=principal.ref
+            )
+    except DomainError as error:
+        return _asset_page(asset_id, request, principal, session, error=error,
+                           status_code=error.status, terms_form=form, preview=preview)  # fmt: skip
+    return RedirectResponse(f"/assets/{asset_id}#terms", status_code=303)
+
+
+@router.post("/assets/{asset_id}/terms/renew", response_class=HTMLResponse)
+def terms_renew_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    until: Annotated[str, Form(max_length=20)] = "",
+    explicit_biometric_consent: Annotated[str | None, Form(max_length=10)] = None,
+) -> Response:
+    """Extend the terms to a later end date, before or after they expired."""
+    settings = request.app.state.settings
+
+    def renew(asset: Asset) -> object:
+        record = consent_service.renew_policy(
+            session, settings, asset, actor=principal.ref, until=parse_date(until, "until"),
+            attestations=frozenset(
+                {"explicit_biometric_consent"} if explicit_biometric_consent else ()
+            ),
+        )  # fmt: skip
+        counterparty.terms_changed(
+            session, settings, asset, request.app.state.jobs.dispatch, actor=principal.ref
+        )
+        return record
+
+    return _act(asset_id, request, principal, session, csrf_token, renew)
+
+
+@router.post("/assets/terms/bulk", response_class=HTMLResponse)
+def terms_bulk_submit(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    form: PostedTerms,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    step: Annotated[str, Form(pattern=r"^(preview|save)$")] = "preview",
+    asset_ids: Annotated[list[str] | None, Form(max_length=60)] = None,
+) -> Response:
+    """The same main terms for the assets ticked, previewed first like a single edit;
+    licences already granted keep their terms."""
+    if not _contributor(principal):
+        return RedirectResponse("/login", status_code=303)
+    check_form(request, principal, csrf_token)
+    assert principal.user_id is not None
+    settings = request.app.state.settings
+    chosen = frozenset(asset_ids or [])
+
+    def page(error: DomainError | None = None, preview: Preview | None = None) -> Response:
+        return _assets_page(request, principal, session, error=error,
+                            status_code=error.status if error else 200, terms_form=form,
+                            preview=preview, selected=chosen)  # fmt: skip
+
+    assets = consent_service.termable_assets(session, principal.user_id, sorted(chosen))
+    try:
+        if not chosen:
+            raise InvalidInput("Tick the media whose terms you want to change.",
+                               code="no_assets_chosen", pointer="asset_ids")  # fmt: skip
+        if len(assets) != len(chosen):
+            raise InvalidInput("Some of these are not yours, or are erased or rejected.",
+                               code="asset_not_found", pointer="asset_ids")  # fmt: skip
+        preview = preview_of(form, [a.modality for a in assets])
+    except DomainError as error:
+        return page(error)
+    if step != "save" or form.digest != preview.digest:
+        form.digest = preview.digest
+        return page(preview=preview)
+    try:
+        with session.begin_nested():
+            consent_service.set_policies(
+                session, settings, assets, actor=principal.ref, terms=form.main_terms(),
+                attestations=form.attestations(),
+            )  # fmt: skip
+            for asset in assets:
+                counterparty.terms_changed(
+                    session, settings, asset, request.app.state.jobs.dispatch,
+                    actor=principal.ref,
+                )  # fmt: skip
+    except DomainError as error:
+        return page(error, preview)
+    return RedirectResponse(f"/assets?changed={len(assets)}#list-heading", status_code=303)
 
 
 @router.post("/assets/{asset_id}/erase", response_class=HTMLResponse)

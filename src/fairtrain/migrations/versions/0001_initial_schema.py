@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 21:26:29.061177
+Create Date: 2026-12-01 23:18:23.565676
 """
 
 from __future__ import annotations
@@ -590,6 +590,8 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("superseded_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=40), nullable=False),
+        sa.Column("expired_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["asset_id"], ["assets.id"], name=op.f("fk_asset_policies_asset_id_assets")
         ),
@@ -603,6 +605,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_asset_policies_current", ["asset_id", "superseded_at"], unique=False
         )
+        batch_op.create_index("ix_asset_policies_ending", ["not_after"], unique=False)
         batch_op.create_index("ix_asset_policies_owner", ["owner_id", "created_at"], unique=False)
 
     op.create_table(
@@ -1410,6 +1413,7 @@ def downgrade() -> None:
     op.drop_table("campaign_submissions")
     with op.batch_alter_table("asset_policies", schema=None) as batch_op:
         batch_op.drop_index("ix_asset_policies_owner")
+        batch_op.drop_index("ix_asset_policies_ending")
         batch_op.drop_index("ix_asset_policies_current")
 
     op.drop_table("asset_policies")
