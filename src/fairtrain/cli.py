@@ -390,6 +390,10 @@ def check(
 @app.command()
 def worker(
     workers: Annotated[int, typer.Option(help="Worker threads in this process.")] = 2,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this process's Prometheus metrics on 127.0.0.1:PORT."),
+    ] = None,
 ) -> None:
     """Run background-job workers against FAIRTRAIN_JOBS_URL (Redis at scale)."""
     from fairtrain.audit.keys import platform_signing_key
@@ -406,6 +410,12 @@ def worker(
         sessions, platform_signing_key(settings), settings.audit_checkpoint_every
     )
     queue = JobQueue(settings.effective_jobs_url, sessions, Runtime(settings))
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from fairtrain.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
     resumed = queue.resume()
     console.print(f"Resumed {len(resumed)} unfinished job(s); {workers} worker(s) running.")
     queue.run_worker(workers)

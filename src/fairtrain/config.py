@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     jobs_in_process_workers: int = 2
     # A running job whose process has not touched it for this long is taken over.
     jobs_lease_seconds: float = Field(default=45.0, ge=1.0)
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a Prometheus scraper sends to GET /metrics (operators "
+        "may always read it with their session).",
+    )
 
     # Sessions and login throttling.
     session_ttl_seconds: int = 60 * 60 * 24 * 14

@@ -68,6 +68,20 @@ class JobQueue:
             f"not {url!r}"
         )
 
+    def pending(self) -> int:
+        """Messages waiting in the queue (0 when jobs run immediately)."""
+        return 0 if self.immediate else int(self.huey.pending_count())
+
+    def check(self) -> None:
+        """Raise when the queue cannot be reached (readiness)."""
+        if self.immediate:
+            return
+        conn = getattr(self.huey.storage, "conn", None)
+        if conn is not None and hasattr(conn, "ping"):
+            conn.ping()  # Redis
+        else:
+            self.huey.pending_count()  # SQLite: a query on its file
+
     @property
     def immediate(self) -> bool:
         return bool(self.huey.immediate)
