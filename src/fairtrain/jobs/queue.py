@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
@@ -62,7 +62,12 @@ class JobQueue:
             path.parent.mkdir(parents=True, exist_ok=True)
             return SqliteHuey("fairtrain", filename=str(path))
         if parsed.scheme in ("redis", "rediss"):
-            return RedisHuey("fairtrain", url=url)
+            # ?queue=NAME keeps deployments sharing one Redis database apart.
+            query = parse_qs(parsed.query)
+            names = query.pop("queue", [])
+            rest = urlunparse(parsed._replace(query=urlencode(query, doseq=True)))
+            name = f"fairtrain-{names[0]}" if names else "fairtrain"
+            return RedisHuey(name, url=rest)
         raise ValueError(
             f"FAIRTRAIN_JOBS_URL must be sqlite:///path, redis://host:port/db or 'immediate', "
             f"not {url!r}"
