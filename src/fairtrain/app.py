@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from fairtrain import __version__
 from fairtrain.accounts.api import router as accounts_router
+from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.audit.api import router as audit_router
 from fairtrain.audit.keys import platform_signing_key
@@ -30,6 +34,8 @@ from fairtrain.consent.expiry import expiry_task
 from fairtrain.datasets.api import router as datasets_router
 from fairtrain.db import make_engine, make_session_factory
 from fairtrain.delivery.api import router as delivery_router
+from fairtrain.deps import SessionDep, get_principal
+from fairtrain.errors import AuthenticationRequired, Forbidden
 from fairtrain.ingest.api import router as ingest_router
 from fairtrain.ingest.service import UploadContext
 from fairtrain.ingest.sniff import Limits, inspect
@@ -37,6 +43,7 @@ from fairtrain.jobs.queue import JobQueue
 from fairtrain.ledger.api import router as ledger_router
 from fairtrain.licensing.api import router as licensing_router
 from fairtrain.logs import configure_logging
+from fairtrain.metrics import JobsCollector, exposition
 from fairtrain.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from fairtrain.problems import PROBLEM_RESPONSES, problem_response, register_error_handlers
 from fairtrain.runtime import Runtime
@@ -146,23 +153,76 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="The database answers.",
+        summary="The database, the vault's store and the job queue answer.",
         responses={503: PROBLEM_RESPONSES[401] | {"description": "Not ready."}},
     )
     def readyz(request: Request) -> Response:
-        try:
-            with request.app.state.sessions() as session:
-                session.execute(text("SELECT 1"))
-        except Exception:  # any driver error means "not ready", never a crash
+        checks = readiness(request.app)
+        failing = [name for name, state in checks.items() if state != "ok"]
+        if failing:
             return problem_response(
                 request,
                 status=503,
-                code="database_unavailable",
-                detail="The database does not answer.",
+                code="not_ready",
+                detail=f"Not answering: {', '.join(failing)}.",
+                extra={"checks": checks},
             )
-        return JSONResponse({"status": "ready", "database": "ok"})
+        return JSONResponse({"status": "ready", **checks})
+
+    jobs_metrics = CollectorRegistry()
+    jobs_metrics.register(JobsCollector(lambda: app.state.sessions, app.state.jobs.pending))
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics of this process (operators, or the metrics token).",
+        response_class=PlainTextResponse,
+    )
+    async def metrics(request: Request, session: SessionDep) -> Response:
+        if not _metrics_token_presented(request, settings):
+            principal = await get_principal(request, session, settings)
+            if not principal.is_authenticated:
+                raise AuthenticationRequired(
+                    "Log in as an operator or send the metrics token.", code="login_required"
+                )
+            if principal.kind != UserKind.OPERATOR:
+                raise Forbidden("Only operators read the metrics.", code="role_forbidden")
+        body = await anyio.to_thread.run_sync(exposition, jobs_metrics)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def readiness(app: FastAPI) -> dict[str, str]:
+    """Each dependency a request may need, "ok" or why not (the error's class only:
+    details may carry addresses)."""
+    checks: dict[str, str] = {}
+    probes: dict[str, Callable[[], object]] = {
+        "database": lambda: _select_one(app),
+        "store": lambda: app.state.runtime.vault.backend.check(),
+        "queue": lambda: app.state.jobs.check(),
+    }
+    for name, probe in probes.items():
+        try:
+            probe()
+        except Exception as error:  # any failure means "not ready", never a crash
+            checks[name] = f"unavailable ({type(error).__name__})"
+        else:
+            checks[name] = "ok"
+    return checks
+
+
+def _select_one(app: FastAPI) -> None:
+    with app.state.sessions() as session:
+        session.execute(text("SELECT 1"))
+
+
+def _metrics_token_presented(request: Request, settings: Settings) -> bool:
+    if settings.metrics_token is None:
+        return False
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), expected)
 
 
 def upload_context(

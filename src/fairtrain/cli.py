@@ -390,6 +390,10 @@ def check(
 @app.command()
 def worker(
     workers: Annotated[int, typer.Option(help="Worker threads in this process.")] = 2,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this process's Prometheus metrics on 127.0.0.1:PORT."),
+    ] = None,
 ) -> None:
     """Run background-job workers against FAIRTRAIN_JOBS_URL (Redis at scale)."""
     from fairtrain.audit.keys import platform_signing_key
@@ -407,6 +411,12 @@ def worker(
         sessions, platform_signing_key(settings), settings.audit_checkpoint_every
     )
     queue = JobQueue(settings.effective_jobs_url, sessions, Runtime(settings))
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from fairtrain.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
     resumed = queue.resume()
     console.print(f"Resumed {len(resumed)} unfinished job(s); {workers} worker(s) running.")
     expiry = expiry_task(settings, sessions)
@@ -417,6 +427,67 @@ def worker(
     finally:
         if expiry is not None:
             expiry.stop()
+
+
+stack_app = typer.Typer(
+    help="A multi-process deployment on this machine (PostgreSQL, Redis, moto S3).",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("up")
+def stack_up(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Keys, data and each process's log go here.")
+    ] = Path("var/stack"),
+    postgres: Annotated[
+        str, typer.Option(help="An admin URL of the PostgreSQL server (a fresh database is made).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    redis: Annotated[str, typer.Option(help="The Redis database the queue lives in.")] = (
+        "redis://127.0.0.1:6379/0"
+    ),
+    api_port: Annotated[
+        list[int] | None, typer.Option(help="A port for one API process (repeat; default 2).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="fairtrain worker processes.")] = 2,
+    keep: Annotated[bool, typer.Option(help="Keep the database when stopping.")] = False,
+) -> None:
+    """Start moto S3, API processes and workers on a fresh database; Ctrl-C stops them."""
+    import signal as signals
+    import time
+
+    from fairtrain.stack import Stack
+
+    stack = Stack(
+        directory.resolve(),
+        postgres_url=postgres,
+        redis_url=redis,
+        api_ports=tuple(api_port or ()),
+        workers=workers,
+        keep_database=keep,
+    )
+    signals.signal(signals.SIGTERM, signals.default_int_handler)
+    with console.status("Starting the stack…"):
+        stack.start()
+    try:
+        table = Table(title=f"fairtrain stack (database {stack.database})")
+        table.add_column("process")
+        table.add_column("pid / address")
+        for process in stack.processes:
+            table.add_row(process.name, str(process.popen.pid))
+        for url in stack.api_urls:
+            table.add_row("API", url)
+        table.add_row("S3", f"http://127.0.0.1:{stack.s3_port}")
+        console.print(table)
+        console.print(f"Logs in {directory / 'logs'}. Ctrl-C stops everything.")
+        while all(process.popen.poll() is None for process in stack.processes):
+            time.sleep(1)
+        err_console.print("[red]A process of the stack exited; stopping the rest.[/red]")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover

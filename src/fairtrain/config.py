@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # Workers also mark consent whose end date passed as expired this often (0: never;
     # then run `fairtrain consent expire` from cron).
     consent_expiry_every_seconds: float = Field(default=300.0, ge=0.0)
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a Prometheus scraper sends to GET /metrics (operators "
+        "may always read it with their session).",
+    )
 
     # Sessions and login throttling.
     session_ttl_seconds: int = 60 * 60 * 24 * 14

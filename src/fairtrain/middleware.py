@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fairtrain.logs import REQUEST_ID
+from fairtrain.metrics import HTTP_LATENCY
 
 __all__ = [
     "SECURITY_HEADERS",
@@ -82,6 +83,13 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            elapsed = time.perf_counter() - started
+            # The matched route's template (Starlette records it in the scope), so ids in
+            # paths never become label values.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_LATENCY.labels(
+                str(scope.get("method")), route, str(status_holder["status"])
+            ).observe(elapsed)
             log.info(
                 "request",
                 extra={
@@ -89,7 +97,7 @@ class RequestContextMiddleware:
                         "method": scope.get("method"),
                         "path": loggable_path(str(scope.get("path", ""))),
                         "status": status_holder["status"],
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                     }
                 },
             )

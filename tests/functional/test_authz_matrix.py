@@ -480,6 +480,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # Operations and documentation: public by design.
     ("GET", "/healthz"): Rule(EVERYONE),
     ("GET", "/readyz"): Rule(EVERYONE),
+    # Metrics: operators (and a scraper holding FAIRTRAIN_METRICS_TOKEN, tested apart).
+    ("GET", "/metrics"): Rule(frozenset({"operator"})),
     ("GET", "/openapi.json"): Rule(EVERYONE),
     ("GET", "/api/docs"): Rule(EVERYONE),
     ("GET", "/docs/oauth2-redirect"): Rule(EVERYONE),

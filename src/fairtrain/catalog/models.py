@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     Float,
     ForeignKey,
     Index,
@@ -24,16 +25,19 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fairtrain.db import Base, JSONValue, UTCDateTime
 
 __all__ = [
+    "FACET_CELL",
     "Campaign",
     "CampaignState",
     "CampaignSubmission",
     "CatalogEntry",
+    "CatalogFacet",
     "SubmissionState",
 ]
 
@@ -45,8 +49,25 @@ class CatalogEntry(Base):
     __table_args__ = (
         # Keyset pagination (newest first) and the commonest filters.
         Index("ix_catalog_entries_listed", "listed_at", "asset_id"),
-        Index("ix_catalog_entries_modality_language", "modality", "language"),
+        Index(
+            "ix_catalog_entries_modality_language", "modality", "language", "listed_at", "asset_id"
+        ),
         Index("ix_catalog_entries_owner", "owner_id"),
+        # Keyset pages in each sort order.
+        Index("ix_catalog_entries_cheapest", "cheapest_key", "asset_id"),
+        Index("ix_catalog_entries_longest", "longest_key", "asset_id"),
+        Index("ix_catalog_entries_shortest", "shortest_key", "asset_id"),
+        # Within one kind of data: photos and texts all sort last by duration, so
+        # without these a page of them would be found after walking every recording.
+        Index("ix_catalog_entries_modality_longest", "modality", "longest_key", "asset_id"),
+        Index("ix_catalog_entries_modality_shortest", "modality", "shortest_key", "asset_id"),
+        # The few entries whose terms the evaluator decides one by one.
+        Index(
+            "ix_catalog_entries_inexact",
+            "asset_id",
+            sqlite_where=text("NOT exact"),
+            postgresql_where=text("NOT exact"),
+        ),
     )
 
     asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"), primary_key=True)
@@ -81,6 +102,72 @@ class CatalogEntry(Base):
     rules: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The other sort orders of a search, as stored (generated) columns so that a page is
+    # read from an index in order: no price sorts as free, no duration sorts last.
+    cheapest_key: Mapped[int] = mapped_column(
+        _BIG, Computed("coalesce(price_minor, 0)", persisted=True)
+    )
+    longest_key: Mapped[float] = mapped_column(
+        Float, Computed("coalesce(duration_seconds, -1.0)", persisted=True)
+    )
+    shortest_key: Mapped[float] = mapped_column(
+        Float, Computed("coalesce(duration_seconds, 1e18)", persisted=True)
+    )
+
+
+# What a facet count is grouped by: every discrete column a search may filter on without
+# a threshold, and the compiled terms the licence filter reads (``price_minor`` only as
+# "has a price"). A search filtering on these alone reads this table, not the entries.
+FACET_CELL = (
+    "modality",
+    "language",
+    "age_band",
+    "gender",
+    "region",
+    "quality_ok",
+    "exact",
+    "permit_mask",
+    "ban_mask",
+    "territories",
+    "not_after",
+    "term_days",
+    "currency",
+    "priced",
+)
+
+
+class CatalogFacet(Base):
+    """How many listed entries (and seconds of them) share one combination of the
+    catalogue's discrete columns.
+
+    Kept exact in the same transaction as every entry change (``catalog.service``), so
+    facet counts over a million entries read a few thousand of these rows instead of
+    every entry. ``cell`` is a digest of the combination (NULLs included, which a unique
+    constraint over the columns would not treat as equal). ``fairtrain catalog
+    check-facets`` compares it with a count over the entries.
+    """
+
+    __tablename__ = "catalog_facets"
+    __table_args__ = (Index("ix_catalog_facets_modality_language", "modality", "language"),)
+
+    cell: Mapped[str] = mapped_column(String(64), primary_key=True)
+    modality: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    age_band: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    gender: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    quality_ok: Mapped[bool] = mapped_column(Boolean)
+    exact: Mapped[bool] = mapped_column(Boolean)
+    permit_mask: Mapped[int] = mapped_column(_BIG)
+    ban_mask: Mapped[int] = mapped_column(_BIG)
+    territories: Mapped[str | None] = mapped_column(Text, nullable=True)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    term_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    priced: Mapped[bool] = mapped_column(Boolean)
+    entries: Mapped[int] = mapped_column(_BIG)
+    # Milliseconds, summed as integers so that adding and removing entries is exact.
+    duration_ms: Mapped[int] = mapped_column(_BIG)
 
 
 class CampaignState(StrEnum):

@@ -12,21 +12,37 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fairtrain.accounts.demographics import demographics_of
 from fairtrain.accounts.models import ContributorProfile, User
-from fairtrain.catalog.models import CatalogEntry
+from fairtrain.catalog.models import FACET_CELL, CatalogEntry, CatalogFacet
 from fairtrain.config import Settings
 from fairtrain.consent import purposes
 from fairtrain.consent.fit import Fit, LicenceAsk, TermsSummary, compiled_fit, policy_fit
@@ -44,13 +60,17 @@ __all__ = [
     "FACETS",
     "SORTS",
     "CatalogQuery",
+    "FacetMismatch",
     "SearchPage",
     "candidates",
+    "check_facets",
     "decide",
     "entry_terms",
     "licence_filter",
     "policy_for",
+    "rebuild_facets",
     "refresh_entries",
+    "remove_entry",
     "search",
     "sync_entry",
     "sync_owner",
@@ -87,11 +107,146 @@ def _count(info: dict[str, Any], key: str) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
+# -- facet counts kept in step (catalog_facets) -----------------------------------------
+
+
+def _cell_of(values: Sequence[Any]) -> str:
+    """The digest naming one combination of :data:`FACET_CELL` values."""
+    plain = [
+        value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+        for value in values
+    ]
+    return hashlib.sha256(json.dumps(plain, separators=(",", ":")).encode()).hexdigest()
+
+
+def _cell_values(entry: CatalogEntry) -> tuple[Any, ...]:
+    return (
+        *(getattr(entry, name) for name in FACET_CELL[:-1]),
+        entry.price_minor is not None,
+    )
+
+
+def _duration_ms(seconds: float | None) -> int:
+    # Truncating x * 1000 + 0.5: the same IEEE arithmetic as :func:`_ms_sql` on both
+    # engines (durations are never negative).
+    return int((seconds or 0.0) * 1000 + 0.5)
+
+
+def _count_in_facets(session: Session, values: tuple[Any, ...], ms: int, sign: int) -> None:
+    """Add (sign 1) or remove (sign -1) one entry to its cell, atomically.
+
+    An upsert with ``entries = entries + 1``: two transactions counting into the same
+    cell queue on its row lock instead of losing a count.
+    """
+    cell = _cell_of(values)
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = upsert(CatalogFacet).values(
+        cell=cell,
+        **dict(zip(FACET_CELL, values, strict=True)),
+        entries=sign,
+        duration_ms=sign * ms,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[CatalogFacet.cell],
+            set_={
+                "entries": CatalogFacet.entries + sign,
+                "duration_ms": CatalogFacet.duration_ms + sign * ms,
+            },
+        )
+    )
+    if sign < 0:
+        session.execute(
+            delete(CatalogFacet).where(CatalogFacet.cell == cell, CatalogFacet.entries == 0)
+        )
+
+
+def remove_entry(session: Session, entry: CatalogEntry) -> None:
+    """Take an entry out of the catalogue and out of its facet counts."""
+    _count_in_facets(session, _cell_values(entry), _duration_ms(entry.duration_seconds), -1)
+    session.delete(entry)
+    session.flush()
+
+
+def _grouped_entries(session: Session) -> dict[str, tuple[tuple[Any, ...], int, int]]:
+    """The facet table as it should be, counted from the entries themselves."""
+    columns = [getattr(CatalogEntry, name) for name in FACET_CELL[:-1]]
+    priced = CatalogEntry.price_minor.is_not(None)
+    ms = _ms_sql(session.get_bind().dialect.name)
+    rows = session.execute(
+        select(*columns, priced, func.count(), func.coalesce(func.sum(ms), 0)).group_by(
+            *columns, priced
+        )
+    )
+    expected: dict[str, tuple[tuple[Any, ...], int, int]] = {}
+    for row in rows:
+        *values, number, ms = row
+        key = (*values[:-1], bool(values[-1]))
+        cell = _cell_of(key)
+        _, before_n, before_ms = expected.get(cell, (key, 0, 0))
+        expected[cell] = (key, before_n + int(number), before_ms + int(ms))
+    return expected
+
+
+def _ms_sql(dialect: str) -> ColumnElement[Any]:
+    """Each entry's milliseconds as :func:`_duration_ms` computes them (PostgreSQL's cast
+    to an integer rounds, SQLite's truncates)."""
+    shifted = func.coalesce(CatalogEntry.duration_seconds, 0.0) * 1000 + 0.5
+    if dialect == "postgresql":
+        return cast(func.floor(shifted), BigInteger)
+    return cast(shifted, Integer)
+
+
+@dataclass(frozen=True, slots=True)
+class FacetMismatch:
+    cell: str
+    values: dict[str, Any]
+    expected_entries: int
+    counted_entries: int
+    expected_ms: int
+    counted_ms: int
+
+
+def check_facets(session: Session) -> list[FacetMismatch]:
+    """Every cell whose maintained count differs from a count over the entries."""
+    expected = _grouped_entries(session)
+    kept = {row.cell: row for row in session.scalars(select(CatalogFacet))}
+    mismatches = []
+    for cell in sorted(set(expected) | set(kept)):
+        values, entries, ms = expected.get(cell, ((), 0, 0))
+        row = kept.get(cell)
+        counted, counted_ms = (row.entries, row.duration_ms) if row is not None else (0, 0)
+        if (entries, ms) != (counted, counted_ms):
+            shown = (
+                dict(zip(FACET_CELL, values, strict=True))
+                if values
+                else {name: getattr(row, name) for name in FACET_CELL}
+            )
+            mismatches.append(FacetMismatch(cell, shown, entries, counted, ms, counted_ms))
+    return mismatches
+
+
+def rebuild_facets(session: Session) -> int:
+    """Recount the facet table from the entries (after a bulk load, or to repair it)."""
+    session.execute(delete(CatalogFacet))
+    cells = [
+        {**dict(zip(FACET_CELL, values, strict=True)), "cell": cell}
+        | {"entries": n, "duration_ms": ms}
+        for cell, (values, n, ms) in _grouped_entries(session).items()
+    ]
+    for start in range(0, len(cells), 1000):
+        session.execute(insert(CatalogFacet), cells[start : start + 1000])
+    session.flush()
+    return len(cells)
+
+
 def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> CatalogEntry | None:
     """Make the catalogue say what the asset is now: listed with its current terms, or
     absent (not listed, or its terms expired).
 
-    Called in the same transaction as every change the catalogue mirrors.
+    Called in the same transaction as every change the catalogue mirrors; the entry's
+    facet count moves with it.
     """
     existing = session.get(CatalogEntry, asset.id)
     record = session.scalars(
@@ -106,9 +261,13 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
         or asset.modality is None
     ):
         if existing is not None:
-            session.delete(existing)
-            session.flush()
+            remove_entry(session, existing)
         return None
+    before = (
+        (_cell_values(existing), _duration_ms(existing.duration_seconds))
+        if existing is not None
+        else None
+    )
     owner = session.get(User, asset.owner_id)
     assert owner is not None
     shown = demographics_of(
@@ -146,6 +305,11 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
     entry.synced_at = utcnow()
     if existing is None:
         session.add(entry)
+    after = (_cell_values(entry), _duration_ms(entry.duration_seconds))
+    if before != after:
+        if before is not None:
+            _count_in_facets(session, *before, -1)
+        _count_in_facets(session, *after, 1)
     session.flush()
     return entry
 
@@ -178,11 +342,13 @@ def refresh_entries(session: Session, *, today: date | None = None, batch: int =
                 done += 1
         after = assets[-1].id
     # Entries whose asset is no longer listed (a missed sync) are dropped.
-    session.execute(
-        delete(CatalogEntry).where(
+    stale = session.scalars(
+        select(CatalogEntry).where(
             CatalogEntry.asset_id.not_in(select(Asset.id).where(Asset.state == AssetState.LISTED))
         )
     )
+    for entry in list(stale):
+        remove_entry(session, entry)
     return done
 
 
@@ -329,20 +495,27 @@ def _base_filters(query: CatalogQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
-def licence_filter(ask: LicenceAsk) -> ColumnElement[bool]:
-    """:func:`consent.fit.compiled_fit` as SQL over the catalogue's compiled columns."""
-    entry = CatalogEntry
+def licence_filter(
+    ask: LicenceAsk, source: type[CatalogEntry] | type[CatalogFacet] = CatalogEntry
+) -> ColumnElement[bool]:
+    """:func:`consent.fit.compiled_fit` as SQL over the compiled columns of the entries
+    (or of the facet cells, which carry the same columns and "has a price")."""
     node = purposes.PURPOSES[ask.purpose]
     wanted = purposes.mask_of(purposes.descendants(ask.purpose))
     clauses = [
-        entry.permit_mask.op("&")(1 << node.bit) != 0,
-        entry.ban_mask.op("&")(wanted) == 0,
-        or_(entry.territories.is_(None), entry.territories.like(f"%,{ask.territory.upper()},%")),
-        or_(entry.not_after.is_(None), entry.not_after >= ask.end),
-        or_(entry.term_days.is_(None), entry.term_days >= ask.term_days),
+        source.permit_mask.op("&")(1 << node.bit) != 0,
+        source.ban_mask.op("&")(wanted) == 0,
+        or_(source.territories.is_(None), source.territories.like(f"%,{ask.territory.upper()},%")),
+        or_(source.not_after.is_(None), source.not_after >= ask.end),
+        or_(source.term_days.is_(None), source.term_days >= ask.term_days),
     ]
     if ask.currency:
-        clauses.append(or_(entry.price_minor.is_(None), entry.currency == ask.currency))
+        unpriced = (
+            CatalogFacet.priced.is_(False)
+            if source is CatalogFacet
+            else CatalogEntry.price_minor.is_(None)
+        )
+        clauses.append(or_(unpriced, source.currency == ask.currency))
     return and_(*clauses)
 
 
@@ -381,9 +554,9 @@ _SORT_COLUMNS: dict[str, tuple[Any, bool]] = {
     # sort -> (the value ordered by, descending?)
     "newest": (CatalogEntry.listed_at, True),
     "oldest": (CatalogEntry.listed_at, False),
-    "longest": (func.coalesce(CatalogEntry.duration_seconds, -1.0), True),
-    "shortest": (func.coalesce(CatalogEntry.duration_seconds, 1e18), False),
-    "cheapest": (func.coalesce(CatalogEntry.price_minor, 0), False),
+    "longest": (CatalogEntry.longest_key, True),
+    "shortest": (CatalogEntry.shortest_key, False),
+    "cheapest": (CatalogEntry.cheapest_key, False),
 }
 
 
@@ -451,32 +624,99 @@ def _facet_key(value: str | None) -> str:
     return NOT_SHARED if value is None else value
 
 
+def _cell_filters(query: CatalogQuery) -> list[ColumnElement[bool]] | None:
+    """The query's filters over the facet cells, or None when it filters on something
+    the cells do not keep (a threshold, a price ceiling, an accent)."""
+    if (
+        query.min_duration is not None
+        or query.max_duration is not None
+        or query.min_speech_share is not None
+        or query.min_snr_db is not None
+        or query.min_sharpness is not None
+        or query.max_price_minor is not None
+        or query.accents
+    ):
+        return None
+    cell = CatalogFacet
+    filters: list[ColumnElement[bool]] = []
+    if query.modalities:
+        filters.append(cell.modality.in_(query.modalities))
+    if query.languages:
+        filters.append(cell.language.in_(query.languages))
+    if query.quality_ok is not None:
+        filters.append(cell.quality_ok.is_(query.quality_ok))
+    for column, values in (
+        (cell.age_band, query.age_bands),
+        (cell.gender, query.genders),
+        (cell.region, query.regions),
+    ):
+        if values:
+            filters.append(_any_of(column, values))
+    if query.licence is not None:
+        filters += [cell.exact.is_(True), licence_filter(query.licence, CatalogFacet)]
+    return filters
+
+
 def _facets(
     session: Session,
     settings: Settings,
     query: CatalogQuery,
 ) -> tuple[int, dict[str, dict[str, int]], float]:
-    """Counts per facet value over the whole result, in one grouped scan."""
-    columns = [getattr(CatalogEntry, name) for name in FACETS]
+    """Counts per facet value over the whole result, in one grouped scan: of the facet
+    cells when the query's filters are all discrete, else of the matching entries."""
     exact_only = query.licence is not None
-    where = and_(true(), *_base_filters(query))
-    if exact_only:
-        assert query.licence is not None
-        where = and_(where, CatalogEntry.exact.is_(True), licence_filter(query.licence))
-    grouped = session.execute(
-        select(*columns, func.count(), func.coalesce(func.sum(CatalogEntry.duration_seconds), 0.0))
-        .where(where)
-        .group_by(*columns)
-    )
+    cell_filters = _cell_filters(query)
     counts: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
     total = 0
     seconds = 0.0
-    for row in grouped:
-        *values, number, duration = row
-        total += number
-        seconds += float(duration)
-        for name, value in zip(FACETS, values, strict=True):
-            counts[name][_facet_key(value)] += number
+    if cell_filters is not None and session.get_bind().dialect.name == "postgresql":
+        # One pass over the matching cells, one group per facet (GROUPING SETS), so the
+        # answer is a few dozen rows, not every combination of facet values.
+        columns = [getattr(CatalogFacet, name) for name in FACETS]
+        grouped = session.execute(
+            select(
+                *columns,
+                *(func.grouping(column) for column in columns),
+                func.sum(CatalogFacet.entries),
+                func.sum(CatalogFacet.duration_ms),
+            )
+            .where(and_(true(), *cell_filters))
+            .group_by(func.grouping_sets(*(tuple_(column) for column in columns)))
+        )
+        for row in grouped:
+            values, rolled = row[: len(FACETS)], row[len(FACETS) : 2 * len(FACETS)]
+            number, ms = int(row[-2]), int(row[-1])
+            for name, value, other in zip(FACETS, values, rolled, strict=True):
+                if not other:
+                    counts[name][_facet_key(value)] += number
+                    if name == FACETS[0]:
+                        total += number
+                        seconds += ms / 1000.0
+    else:
+        if cell_filters is not None:
+            columns = [getattr(CatalogFacet, name) for name in FACETS]
+            statement = select(
+                *columns,
+                func.sum(CatalogFacet.entries),
+                func.sum(CatalogFacet.duration_ms) / 1000.0,
+            ).where(and_(true(), *cell_filters))
+        else:
+            columns = [getattr(CatalogEntry, name) for name in FACETS]
+            where = and_(true(), *_base_filters(query))
+            if exact_only:
+                assert query.licence is not None
+                where = and_(where, CatalogEntry.exact.is_(True), licence_filter(query.licence))
+            statement = select(
+                *columns,
+                func.count(),
+                func.coalesce(func.sum(CatalogEntry.duration_seconds), 0.0),
+            ).where(where)
+        for row in session.execute(statement.group_by(*columns)):
+            *named, number, duration = row
+            total += int(number)
+            seconds += float(duration)
+            for name, value in zip(FACETS, named, strict=True):
+                counts[name][_facet_key(value)] += int(number)
     if exact_only:
         # Inexact terms: decided one by one by the evaluator.
         assert query.licence is not None
@@ -487,7 +727,7 @@ def _facets(
                 for name in FACETS:
                     counts[name][_facet_key(getattr(entry, name))] += 1
     facets = {name: dict(sorted(counter.items())) for name, counter in counts.items()}
-    return total, facets, seconds
+    return total, facets, round(seconds, 3)
 
 
 def _inexact(session: Session, query: CatalogQuery) -> Iterable[CatalogEntry]:
@@ -516,7 +756,10 @@ def search(
     items: list[tuple[CatalogEntry, Fit | None]] = []
     evaluated = 0
     matching = _matching(query)
-    while len(items) < limit + 1:
+    # The counts come first: when nothing matches, no page is read (walking a sort
+    # index for rows that do not exist would read all of it).
+    total, facets, seconds = _facets(session, settings, query)
+    while total and len(items) < limit + 1:
         statement = select(CatalogEntry).where(
             matching, _after(query.sort, position) if position else true()
         )
@@ -544,7 +787,6 @@ def search(
     if more and items:
         last_entry = items[-1][0]
         next_cursor = _encode_cursor(_sort_value(last_entry, query.sort), last_entry.asset_id)
-    total, facets, seconds = _facets(session, settings, query)
     notes = []
     if query.licence is not None and len(purposes.descendants(query.licence.purpose)) > 1:
         label = purposes.PURPOSES[query.licence.purpose].label

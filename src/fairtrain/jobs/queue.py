@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
@@ -62,11 +62,30 @@ class JobQueue:
             path.parent.mkdir(parents=True, exist_ok=True)
             return SqliteHuey("fairtrain", filename=str(path))
         if parsed.scheme in ("redis", "rediss"):
-            return RedisHuey("fairtrain", url=url)
+            # ?queue=NAME keeps deployments sharing one Redis database apart.
+            query = parse_qs(parsed.query)
+            names = query.pop("queue", [])
+            rest = urlunparse(parsed._replace(query=urlencode(query, doseq=True)))
+            name = f"fairtrain-{names[0]}" if names else "fairtrain"
+            return RedisHuey(name, url=rest)
         raise ValueError(
             f"FAIRTRAIN_JOBS_URL must be sqlite:///path, redis://host:port/db or 'immediate', "
             f"not {url!r}"
         )
+
+    def pending(self) -> int:
+        """Messages waiting in the queue (0 when jobs run immediately)."""
+        return 0 if self.immediate else int(self.huey.pending_count())
+
+    def check(self) -> None:
+        """Raise when the queue cannot be reached (readiness)."""
+        if self.immediate:
+            return
+        conn = getattr(self.huey.storage, "conn", None)
+        if conn is not None and hasattr(conn, "ping"):
+            conn.ping()  # Redis
+        else:
+            self.huey.pending_count()  # SQLite: a query on its file
 
     @property
     def immediate(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from fairtrain.errors import DomainError, NotFound
 from fairtrain.ids import new_id, utcnow
 from fairtrain.jobs.models import FINAL_STATES, Job, JobState
 from fairtrain.jobs.registry import handler_for
+from fairtrain.metrics import JOB_DURATION, JOB_FAILURES
 
 __all__ = ["LEASE", "enqueue_job", "get_job", "resume_stuck_jobs", "run_job"]
 
@@ -160,6 +162,7 @@ def _run_claimed(
 ) -> JobState:
     error: str | None = None
     permanent = False
+    started = time.perf_counter()
     try:
         with sessions() as session, session.begin():
             handler_for(claim["kind"])(session, claim["payload"], runtime)
@@ -175,6 +178,7 @@ def _run_claimed(
                 subject=f"job:{job_id}",
                 payload={"kind": claim["kind"]},
             )
+        JOB_DURATION.labels(claim["kind"], "succeeded").observe(time.perf_counter() - started)
         return JobState.SUCCEEDED
     except DomainError as exc:
         # The input itself is refused (e.g. a corrupt upload): retrying cannot help.
@@ -183,6 +187,9 @@ def _run_claimed(
         error = traceback.format_exc(limit=5)
         log.exception("job failed", extra={"fields": {"job": job_id, "kind": claim["kind"]}})
     final = permanent or claim["attempts"] >= claim["max_attempts"]
+    outcome = "failed" if final else "retrying"
+    JOB_DURATION.labels(claim["kind"], outcome).observe(time.perf_counter() - started)
+    JOB_FAILURES.labels(claim["kind"], str(final).lower()).inc()
     with sessions() as session, session.begin():
         job = session.get(Job, job_id)
         assert job is not None

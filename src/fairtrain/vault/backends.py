@@ -119,6 +119,10 @@ class BlobBackend(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def check(self) -> None:
+        """Raise when the store cannot be reached (readiness)."""
+        ...
+
     def iter_objects(self) -> Iterator[StoredObject]:
         """Every complete object (for verification, orphan sweeps and plaintext scans)."""
         ...
@@ -142,6 +146,11 @@ class LocalDirectoryBackend:
 
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # as put() makes it
+        if not os.access(self.root, os.W_OK):
+            raise PermissionError(f"the vault directory {self.root} is not writable")
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         target = self._path(key)
@@ -256,6 +265,9 @@ class S3Backend:
 
     def _object_key(self, key: str) -> str:
         return self.prefix + _check_key(key)
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         name = self._object_key(key)

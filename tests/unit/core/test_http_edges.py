@@ -48,12 +48,6 @@ def test_security_headers_on_every_response(client: TestClient) -> None:
             assert response.headers[name] == value, (path, name)
 
 
-def test_readyz_checks_the_database(client: TestClient) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ready", "database": "ok"}
-
-
 def test_openapi_lists_the_api(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/api/v1/accounts/contributors" in spec["paths"]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:18:23.565676
+Create Date: 2026-12-01 23:23:32.649850
 """
 
 from __future__ import annotations
@@ -67,6 +67,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_events_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_actor"), ["actor"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_subject"), ["subject"], unique=False)
+
+    op.create_table(
+        "catalog_facets",
+        sa.Column("cell", sa.String(length=64), nullable=False),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("age_band", sa.String(length=10), nullable=True),
+        sa.Column("gender", sa.String(length=30), nullable=True),
+        sa.Column("region", sa.String(length=2), nullable=True),
+        sa.Column("quality_ok", sa.Boolean(), nullable=False),
+        sa.Column("exact", sa.Boolean(), nullable=False),
+        sa.Column(
+            "permit_mask", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("ban_mask", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("territories", sa.Text(), nullable=True),
+        sa.Column("not_after", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("term_days", sa.Integer(), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("priced", sa.Boolean(), nullable=False),
+        sa.Column("entries", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "duration_ms", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("cell", name=op.f("pk_catalog_facets")),
+    )
+    with op.batch_alter_table("catalog_facets", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_catalog_facets_modality_language", ["modality", "language"], unique=False
+        )
 
     op.create_table(
         "invoice_counters",
@@ -796,6 +826,24 @@ def upgrade() -> None:
         ),
         sa.Column("listed_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("synced_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "cheapest_key",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.Computed("coalesce(price_minor, 0)", persisted=True),
+            nullable=False,
+        ),
+        sa.Column(
+            "longest_key",
+            sa.Float(),
+            sa.Computed("coalesce(duration_seconds, -1.0)", persisted=True),
+            nullable=False,
+        ),
+        sa.Column(
+            "shortest_key",
+            sa.Float(),
+            sa.Computed("coalesce(duration_seconds, 1e18)", persisted=True),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
             ["asset_id"], ["assets.id"], name=op.f("fk_catalog_entries_asset_id_assets")
         ),
@@ -810,11 +858,39 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("asset_id", name=op.f("pk_catalog_entries")),
     )
     with op.batch_alter_table("catalog_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_catalog_entries_cheapest", ["cheapest_key", "asset_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_catalog_entries_inexact",
+            ["asset_id"],
+            unique=False,
+            sqlite_where=sa.text("NOT exact"),
+            postgresql_where=sa.text("NOT exact"),
+        )
         batch_op.create_index("ix_catalog_entries_listed", ["listed_at", "asset_id"], unique=False)
         batch_op.create_index(
-            "ix_catalog_entries_modality_language", ["modality", "language"], unique=False
+            "ix_catalog_entries_longest", ["longest_key", "asset_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_catalog_entries_modality_language",
+            ["modality", "language", "listed_at", "asset_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_catalog_entries_modality_longest",
+            ["modality", "longest_key", "asset_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_catalog_entries_modality_shortest",
+            ["modality", "shortest_key", "asset_id"],
+            unique=False,
         )
         batch_op.create_index("ix_catalog_entries_owner", ["owner_id"], unique=False)
+        batch_op.create_index(
+            "ix_catalog_entries_shortest", ["shortest_key", "asset_id"], unique=False
+        )
 
     op.create_table(
         "consent_receipts",
@@ -1383,9 +1459,19 @@ def downgrade() -> None:
 
     op.drop_table("consent_receipts")
     with op.batch_alter_table("catalog_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_catalog_entries_shortest")
         batch_op.drop_index("ix_catalog_entries_owner")
+        batch_op.drop_index("ix_catalog_entries_modality_shortest")
+        batch_op.drop_index("ix_catalog_entries_modality_longest")
         batch_op.drop_index("ix_catalog_entries_modality_language")
+        batch_op.drop_index("ix_catalog_entries_longest")
         batch_op.drop_index("ix_catalog_entries_listed")
+        batch_op.drop_index(
+            "ix_catalog_entries_inexact",
+            sqlite_where=sa.text("NOT exact"),
+            postgresql_where=sa.text("NOT exact"),
+        )
+        batch_op.drop_index("ix_catalog_entries_cheapest")
 
     op.drop_table("catalog_entries")
     with op.batch_alter_table("upload_segments", schema=None) as batch_op:
@@ -1500,6 +1586,10 @@ def downgrade() -> None:
 
     op.drop_table("jobs")
     op.drop_table("invoice_counters")
+    with op.batch_alter_table("catalog_facets", schema=None) as batch_op:
+        batch_op.drop_index("ix_catalog_facets_modality_language")
+
+    op.drop_table("catalog_facets")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_subject"))
         batch_op.drop_index(batch_op.f("ix_audit_events_actor"))
