@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["FORMATS", "make", "picture", "speech_wav"]
+__all__ = ["FORMATS", "make", "picture", "speech_wav", "two_speaker_mono"]
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 
@@ -125,6 +125,33 @@ def two_party_call(directory: Path) -> Path:
     left = speech_wav(directory, "Hello, this is me calling about the order.", "en", "l.wav")
     right = speech_wav(directory, "Hi, yes, I can help you with that today.", "en+f3", "r.wav")
     return _run_merge(directory, left, right)
+
+
+CONTRIBUTOR_LINES = (
+    "Hello, this is my own voice recording for the dataset, I am speaking clearly.",
+    "And now I am talking again, for a longer while, about the weather and the news today.",
+)
+OTHER_LINE = "Hi there, I am the other person on this call, please do not share my voice."
+
+
+def two_speaker_mono(directory: Path, name: str = "two-voices.wav") -> Path:
+    """One mono track, 16 kHz: the contributor (low male voice), another person (a high
+    female voice), the contributor again; 0.6 s of silence between turns. The other
+    person speaks from about 5.9 s to 10.2 s."""
+    first, other, second = (directory / f"turn-{i}.wav" for i in range(3))
+    _run("espeak-ng", "-v", "en", "-p", "30", "-s", "150", "-w", str(first), CONTRIBUTOR_LINES[0])
+    _run("espeak-ng", "-v", "en+f3", "-p", "80", "-s", "170", "-w", str(other), OTHER_LINE)
+    _run("espeak-ng", "-v", "en", "-p", "30", "-s", "150", "-w", str(second), CONTRIBUTOR_LINES[1])
+    path = directory / name
+    _run(
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+        "-i", str(first), "-i", str(other), "-i", str(second),
+        "-filter_complex",
+        "[0:a]apad=pad_dur=0.6[a];[1:a]apad=pad_dur=0.6[b];[a][b][2:a]concat=n=3:v=0:a=1,"
+        "aresample=16000[out]",
+        "-map", "[out]", "-ac", "1", str(path),
+    )  # fmt: skip
+    return path
 
 
 def _run_merge(directory: Path, left: Path, right: Path) -> Path:

@@ -30,6 +30,7 @@ from fairtrain.ingest.service import flag_duplicate, set_state
 from fairtrain.media import decode_audio
 from fairtrain.privacy import media as media_redaction
 from fairtrain.privacy.chat import chat_parts, redact_chat
+from fairtrain.privacy.edits import RedactionEdits
 from fairtrain.privacy.text import redact
 from fairtrain.runtime import Runtime
 from fairtrain.scratch import scratch_path, spooled
@@ -204,8 +205,10 @@ def _redact(
     text: str | None,
     included: IncludedParts,
 ) -> tuple[str, dict[str, Any]]:
-    """The redacted version, with the parts ``included`` whose people consented."""
+    """The redacted version, with the parts ``included`` whose people consented and the
+    contributor's own edits (:mod:`fairtrain.privacy.edits`) applied."""
     modality = asset.modality
+    edits = RedactionEdits.stored((asset.media_info or {}).get("redaction_edits"))
     if modality == "image":
         media_type, report = media_redaction.redact_image(source, target, keep_faces=included.faces)
     elif modality == "video":
@@ -217,6 +220,8 @@ def _redact(
             target,
             channel=channel if isinstance(channel, int) else None,
             consenting_channels=included.audio_channels,
+            speaker=edits.own_speaker,
+            consenting_speakers=included.speakers,
         )
     elif modality == "document":
         media_type, report = redact_document(source, target)
@@ -230,6 +235,7 @@ def _redact(
         media_type, report = _redact_text(text, target)
     version = int((asset.privacy_report or {}).get("redaction_version") or 0) + 1
     return media_type, report | {
+        "edits": edits.as_dict(),
         "included_by_consent": included.part_ids,
         "redaction_version": version,
     }
@@ -334,7 +340,11 @@ def redact_again(session: Session, payload: dict[str, Any], runtime: Runtime) ->
         return  # waiting for "which part is yours": nothing was redacted yet
     previous = dict(asset.privacy_report or {})
     included = included_parts(session, asset.id)
-    if previous.get("included_by_consent", []) == included.part_ids:
+    edits = RedactionEdits.stored((asset.media_info or {}).get("redaction_edits"))
+    if (
+        previous.get("included_by_consent", []) == included.part_ids
+        and previous.get("edits", RedactionEdits().as_dict()) == edits.as_dict()
+    ):
         return
     scratch = runtime.settings.data_dir / "scratch"
     with (

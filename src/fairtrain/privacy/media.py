@@ -39,11 +39,12 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from fairtrain.errors import InvalidInput
-from fairtrain.media import decode_audio, speech_segments
+from fairtrain.media import VAD_RATE, decode_audio, speech_segments
 
 __all__ = [
     "CHANNEL_PART",
     "FACE_PART",
+    "SPEAKER_PART",
     "FaceBox",
     "IdentityNeeded",
     "blur_faces",
@@ -52,6 +53,7 @@ __all__ = [
     "face_crop",
     "face_ref",
     "only_channel",
+    "only_speaker",
     "parse_face_ref",
     "redact_audio",
     "redact_image",
@@ -68,6 +70,7 @@ SAME_RECORDING_CORRELATION = 0.9
 # How other people's parts are named in reports and invites.
 FACE_PART = "face"
 CHANNEL_PART = "audio_channel"
+SPEAKER_PART = "speaker"
 # Two detections of one face on the same pixels overlap at least this much (intersection
 # over union); the detector is deterministic, so in practice they are identical.
 SAME_FACE_IOU = 0.5
@@ -348,8 +351,15 @@ def redact_audio(
     *,
     channel: int | None = None,
     consenting_channels: Collection[int] = (),
+    speaker: int | None = None,
+    consenting_speakers: Collection[int] = (),
 ) -> tuple[str, dict[str, Any]]:
     """FLAC without tags; of a two-party call, only ``channel`` (the contributor's) is kept.
+
+    A mono recording (or a stereo one whose channels are one mix) is clustered by voice
+    (:mod:`fairtrain.privacy.speakers`): the contributor is ``speaker`` when they said
+    which one they are, else the speaker with the most speech; every other speaker's turns
+    are silenced unless they are in ``consenting_speakers``.
 
     Raises :class:`IdentityNeeded` for a call whose channels hold different voices when
     ``channel`` is not given: guessing would risk sharing the other person's voice.
@@ -369,6 +379,7 @@ def redact_audio(
         if correlation >= SAME_RECORDING_CORRELATION and channel is None:
             kept = stereo.mean(axis=0).astype(np.float32)
             report |= {"call": False, "kept_channel": None}
+            report |= _separate_speakers(kept, rate, speaker, consenting_speakers)
         else:
             if channel is None:
                 raise IdentityNeeded(
@@ -410,8 +421,9 @@ def redact_audio(
                 ],
             }
     else:
-        kept = stereo[0]
+        kept = stereo[0].copy()
         report |= {"call": False, "kept_channel": None}
+        report |= _separate_speakers(kept, rate, speaker, consenting_speakers)
     own = kept if kept.ndim == 1 else kept[report["kept_channel"]]
     report["kept_speech"] = _segments(own, rate)
     report["duration_seconds"] = round(own.size / rate, 3)
@@ -420,6 +432,77 @@ def redact_audio(
     samples = kept if kept.ndim == 1 else kept.T
     soundfile.write(str(target), np.clip(samples, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16")
     return "audio/flac", report
+
+
+def _separate_speakers(
+    samples: NDArray[np.float32],
+    rate: int,
+    speaker: int | None,
+    consenting: Collection[int],
+) -> dict[str, Any]:
+    """Cluster a mono mix by voice and silence, in place, every speaker's turns but the
+    contributor's and those of speakers who consented; the report's part of it."""
+    from fairtrain.privacy.speakers import cluster_speakers
+
+    at_vad_rate = samples if rate == VAD_RATE else _resample_for_vad(samples, rate)
+    turns = cluster_speakers(at_vad_rate, speech_segments(at_vad_rate))
+    seconds: dict[int, float] = {}
+    for turn in turns:
+        seconds[turn.speaker] = seconds.get(turn.speaker, 0.0) + turn.end - turn.start
+    if len(seconds) < 2:
+        if speaker not in (None, 1):
+            raise InvalidInput(
+                "Only one voice was found in this recording.", code="invalid_speaker"
+            )
+        return {"speakers": len(seconds)}
+    if speaker is not None and speaker not in seconds:
+        raise InvalidInput(
+            f"The recording has speakers 1 to {len(seconds)}; choose one of them.",
+            code="invalid_speaker",
+        )
+    own = speaker if speaker is not None else max(seconds, key=lambda s: (seconds[s], -s))
+    included = sorted(s for s in seconds if s != own and s in consenting)
+    removed = []
+    for turn in turns:
+        if turn.speaker != own and turn.speaker not in included:
+            samples[int(turn.start * rate) : int(turn.end * rate)] = 0.0
+            removed.append({"start": turn.start, "end": turn.end})
+    return {
+        "speakers": len(seconds),
+        "contributor_speaker": own,
+        "contributor_speaker_chosen": speaker is not None,
+        "included_speakers": included,
+        "speaker_turns": [
+            {"start": t.start, "end": t.end, "speaker": f"{SPEAKER_PART}:{t.speaker}"}
+            for t in turns
+        ],
+        "removed_speech": _merged(removed),
+        "counterparties": [
+            {
+                "part": f"{SPEAKER_PART}:{number}",
+                "kind": SPEAKER_PART,
+                "ref": str(number),
+                "label": f"speaker {number}",
+                "speech_seconds": round(seconds[number], 1),
+                "segments": [[t.start, t.end] for t in turns if t.speaker == number],
+                "included": number in included,
+            }
+            for number in sorted(seconds)
+            if number != own
+        ],
+    }
+
+
+def only_speaker(source: Path, target: Path, segments: Sequence[Sequence[float]]) -> str:
+    """One speaker of a mono recording as FLAC: their turns, everything else silent."""
+    rate = min(_source_rate(source), 48_000)
+    samples = decode_audio(source, rate=rate)
+    own = np.zeros_like(samples)
+    for start, end in segments:
+        first, last = int(float(start) * rate), int(float(end) * rate)
+        own[first:last] = samples[first:last]
+    soundfile.write(str(target), np.clip(own, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16")
+    return "audio/flac"
 
 
 def _layout(channels: int) -> str:
