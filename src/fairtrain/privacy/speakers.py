@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.cluster.hierarchy import fcluster, linkage  # type: ignore[import-untyped]
 from scipy.fft import dct, rfft  # type: ignore[import-untyped]
+from scipy.spatial.distance import pdist, squareform  # type: ignore[import-untyped]
 
 from fairtrain.media import VAD_RATE, Segment
 
@@ -34,6 +35,10 @@ MIN_SILHOUETTE = 0.3
 # A speaker needs this much speech to count; shorter clusters are noise or coughs and
 # join the nearest speaker.
 MIN_SPEAKER_SECONDS = 1.0
+# At most this many windows (about 12 minutes of speech) are clustered directly; longer
+# recordings are clustered on an even sample and the rest join the nearest centre, so
+# memory stays near 20 MB whatever the length.
+MAX_CLUSTERED = 1500
 
 FloatArray = NDArray[np.float64]
 
@@ -131,7 +136,7 @@ def _features(samples: NDArray[np.float32], windows: list[tuple[float, float]]) 
 
 
 def _silhouette(points: FloatArray, labels: NDArray[np.int_]) -> float:
-    distances = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=-1))
+    distances = squareform(pdist(points))
     scores = []
     for index, label in enumerate(labels):
         same = labels == label
@@ -142,6 +147,36 @@ def _silhouette(points: FloatArray, labels: NDArray[np.int_]) -> float:
         outside = min(distances[index, labels == other].mean() for other in set(labels) - {label})
         scores.append((outside - inside) / max(inside, outside, 1e-10))
     return float(np.mean(scores))
+
+
+def _cluster(points: FloatArray) -> NDArray[np.int_]:
+    """Cluster labels (1…k) of standardised window features. Long recordings are
+    clustered on an even sample of :data:`MAX_CLUSTERED` windows (linkage and silhouette
+    are quadratic in memory), and every window then joins the nearest cluster centre."""
+    sample = (
+        np.linspace(0, len(points) - 1, MAX_CLUSTERED).astype(int)
+        if len(points) > MAX_CLUSTERED
+        else np.arange(len(points))
+    )
+    chosen = points[sample]
+    tree = linkage(chosen, method="ward")
+    best, labels = MIN_SILHOUETTE, np.ones(len(chosen), dtype=int)
+    for count in range(2, min(MAX_SPEAKERS, len(chosen) - 1) + 1):
+        cut = fcluster(tree, count, criterion="maxclust")
+        if len(set(cut)) < 2:
+            continue
+        sizes = np.bincount(cut)[1:]
+        if sizes.min() * HOP_SECONDS < MIN_SPEAKER_SECONDS:
+            continue
+        score = _silhouette(chosen, cut)
+        if score > best:
+            best, labels = score, cut
+    if len(sample) == len(points):
+        return np.asarray(labels, dtype=int)
+    numbers = sorted({int(v) for v in labels})
+    centres = np.stack([chosen[labels == n].mean(axis=0) for n in numbers])
+    nearest = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1).argmin(axis=1)
+    return np.asarray([numbers[i] for i in nearest], dtype=int)
 
 
 def _relabel(labels: NDArray[np.int_]) -> NDArray[np.int_]:
@@ -164,18 +199,7 @@ def cluster_speakers(samples: NDArray[np.float32], segments: list[Segment]) -> l
         features = _features(samples, windows)
         spread = features.std(axis=0)
         points = (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-        tree = linkage(points, method="ward")
-        best = MIN_SILHOUETTE
-        for count in range(2, min(MAX_SPEAKERS, len(windows) - 1) + 1):
-            cut = fcluster(tree, count, criterion="maxclust")
-            if len(set(cut)) < 2:
-                continue
-            sizes = np.bincount(cut)[1:]
-            if sizes.min() * HOP_SECONDS < MIN_SPEAKER_SECONDS:
-                continue
-            score = _silhouette(points, cut)
-            if score > best:
-                best, labels = score, cut
+        labels = _cluster(points)
     labels = _relabel(labels)
     return _turns(windows, labels, segments, total)
 

@@ -91,3 +91,18 @@ def test_only_speaker_is_their_turns_and_silence_elsewhere(
     part, rate = soundfile.read(tmp_path / "p.flac")
     assert _energy(part, rate, 0.0, 5.9) == 0.0 and _energy(part, rate, 11.0, 16.0) == 0.0
     assert _energy(part, rate, 6.5, 9.5) > 0.01
+
+
+def test_long_recordings_are_clustered_on_a_sample_with_the_same_turns(
+    two_voices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairtrain.privacy import speakers
+
+    samples = decode_audio(two_voices)
+    segments = speech_segments(samples)
+    whole = cluster_speakers(samples, segments)
+    monkeypatch.setattr(speakers, "MAX_CLUSTERED", 12)  # fewer than the windows here
+    sampled = cluster_speakers(samples, segments)
+    assert [t.speaker for t in sampled] == [1, 2, 1]
+    edges = [edge for t in sampled for edge in (t.start, t.end)]
+    assert edges == pytest.approx([edge for t in whole for edge in (t.start, t.end)], abs=0.6)
