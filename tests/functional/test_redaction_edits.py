@@ -111,6 +111,12 @@ def test_the_contributor_picks_their_face_and_marks_an_area(
     large, small = asset["privacy_report"]["faces"]
     assert large["own"] and "your face is visible" in asset["residual_risk"]["summary"]
     assert asset["residual_risk"]["summary"].startswith("1 face blurred")
+    page = ada.client.get(f"/assets/{asset['id']}").text
+    assert "Your face (left as it is" in page and "none of them is me" in page
+    large_ref, small_ref = (",".join(map(str, f["box"])) for f in (large, small))
+    assert f'name="own_face" value="{large_ref}" checked' in page
+    assert f'name="own_face" value="{small_ref}">' in page
+    assert "1 face blurred" in page and "your face is visible" in page
     original = np.asarray(picture)
     badge = [20, 400, 200, 480]
     done = edit(ada, asset["id"], own_face=",".join(map(str, small["box"])), blur_boxes=[badge])
