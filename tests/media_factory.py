@@ -17,7 +17,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["FORMATS", "make", "picture", "speech_wav"]
+__all__ = [
+    "FORMATS",
+    "make",
+    "moving_face_box",
+    "moving_face_video",
+    "picture",
+    "speech_wav",
+    "text_picture",
+    "two_faces_picture",
+    "two_speaker_mono",
+]
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 
@@ -125,6 +135,96 @@ def two_party_call(directory: Path) -> Path:
     left = speech_wav(directory, "Hello, this is me calling about the order.", "en", "l.wav")
     right = speech_wav(directory, "Hi, yes, I can help you with that today.", "en+f3", "r.wav")
     return _run_merge(directory, left, right)
+
+
+CONTRIBUTOR_LINES = (
+    "Hello, this is my own voice recording for the dataset, I am speaking clearly.",
+    "And now I am talking again, for a longer while, about the weather and the news today.",
+)
+OTHER_LINE = "Hi there, I am the other person on this call, please do not share my voice."
+
+
+def two_speaker_mono(directory: Path, name: str = "two-voices.wav") -> Path:
+    """One mono track, 16 kHz: the contributor (low male voice), another person (a high
+    female voice), the contributor again; 0.6 s of silence between turns. The other
+    person speaks from about 5.9 s to 10.2 s."""
+    first, other, second = (directory / f"turn-{i}.wav" for i in range(3))
+    _run("espeak-ng", "-v", "en", "-p", "30", "-s", "150", "-w", str(first), CONTRIBUTOR_LINES[0])
+    _run("espeak-ng", "-v", "en+f3", "-p", "80", "-s", "170", "-w", str(other), OTHER_LINE)
+    _run("espeak-ng", "-v", "en", "-p", "30", "-s", "150", "-w", str(second), CONTRIBUTOR_LINES[1])
+    path = directory / name
+    _run(
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+        "-i", str(first), "-i", str(other), "-i", str(second),
+        "-filter_complex",
+        "[0:a]apad=pad_dur=0.6[a];[1:a]apad=pad_dur=0.6[b];[a][b][2:a]concat=n=3:v=0:a=1,"
+        "aresample=16000[out]",
+        "-map", "[out]", "-ac", "1", str(path),
+    )  # fmt: skip
+    return path
+
+
+def two_faces_picture() -> Image.Image:
+    """The astronaut (a large face, the contributor's by default) and a smaller copy of
+    her face at the right (someone else): CenterFace finds both."""
+    from skimage import data as skimage_data
+
+    astronaut = Image.fromarray(skimage_data.astronaut())
+    canvas = Image.new("RGB", (800, 512), (90, 110, 130))
+    canvas.paste(astronaut, (0, 0))
+    canvas.paste(astronaut.crop((140, 30, 320, 230)).resize((126, 140)), (600, 150))
+    return canvas
+
+
+TEXT_LINES = ("Invoice 4471 for Ada Okafor", "Plate: KX19 ABC")
+
+
+def text_picture() -> Image.Image:
+    """A picture with two lines of rendered text (a document, a number plate) and a shape
+    without any: the text should be blurred, the shape left."""
+    from PIL import ImageFont
+
+    image = Image.new("RGB", (640, 360), (235, 235, 230))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=36)
+    for index, line in enumerate(TEXT_LINES):
+        draw.text((30, 40 + index * 80), line, fill=(20, 20, 20), font=font)
+    draw.ellipse((420, 220, 600, 340), fill=(200, 60, 60), outline=(30, 30, 30), width=6)
+    return image
+
+
+# Where the face is in each frame of :func:`moving_face_video` (x1, y1, x2, y2).
+FACE_IN_CROP = (41, 28, 130, 148)  # the astronaut's face inside the crop pasted
+FACE_STEP = 8  # pixels the face moves right per frame
+
+
+def moving_face_box(frame: int) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = FACE_IN_CROP
+    return x1 + 20 + frame * FACE_STEP, y1 + 40, x2 + 20 + frame * FACE_STEP, y2 + 40
+
+
+def moving_face_video(directory: Path, frames: int = 32, name: str = "face.mp4") -> Path:
+    """A face moving across the picture at 2 frames/s, with the two-voice mono track as
+    sound and a title and location in the container metadata."""
+    from skimage import data as skimage_data
+
+    face = Image.fromarray(skimage_data.astronaut()).crop((140, 30, 320, 230))
+    folder = directory / "face-frames"
+    folder.mkdir(exist_ok=True)
+    for index in range(frames):
+        frame = picture(size=(480, 320), seed=3)
+        frame.paste(face, (20 + index * FACE_STEP, 40))
+        frame.save(folder / f"f{index:03d}.png")
+    sound = two_speaker_mono(directory)
+    path = directory / name
+    _run(
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+        "-framerate", "2", "-i", str(folder / "f%03d.png"), "-i", str(sound),
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "12", "-c:a", "aac",
+        "-metadata", "title=Holiday at home", "-metadata", "location=+51.5074-000.1278/",
+        "-shortest", str(path),
+    )  # fmt: skip
+    return path
 
 
 def _run_merge(directory: Path, left: Path, right: Path) -> Path:

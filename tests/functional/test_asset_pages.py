@@ -71,8 +71,10 @@ def test_a_text_preview_marks_what_is_replaced(make_client: Any) -> None:
     asset_id = _upload(ada, text.encode(), "note.txt")
     page = ada.client.get(f"/assets/{asset_id}").text
     assert '<mark title="EMAIL_ADDRESS">maria.lopez@example.com</mark>' in page
-    shared = page.split("As shared", 1)[1]
+    # The shared version only (the edit form below it lists the originals, to leave in).
+    shared = page.split("As shared", 1)[1].split("</pre>", 1)[0]
     assert "maria.lopez" not in shared and "[EMAIL_ADDRESS_1]" in shared
+    assert 'name="keep_span"' in page and "What is still there" in page
 
 
 def test_an_image_preview_points_at_the_redacted_version_only(make_client: Any) -> None:

@@ -646,6 +646,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/assets/{asset_id}/identify"): Rule(
         CONTRIBUTOR, _chat_asset, tenant_scoped=True
     ),
+    ("PUT", "/api/v1/assets/{asset_id}/redaction"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {**_asset(w, c, t), "json": {"own_face": "none"}},
+        tenant_scoped=True,
+    ),
     ("DELETE", "/api/v1/assets/{asset_id}"): Rule(CONTRIBUTOR, _asset, tenant_scoped=True),
     ("OPTIONS", "/api/v1/uploads/tus"): Rule(EVERYONE),
     ("POST", "/api/v1/uploads/tus"): Rule(
@@ -711,6 +716,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/assets/{asset_id}/erase"): Rule(
         CONTRIBUTOR,
         lambda w, c, t: {**_asset(w, c, t), "data": {"csrf_token": c.csrf or ""}},
+        tenant_scoped=True,
+    ),
+    ("POST", "/assets/{asset_id}/redaction"): Rule(
+        CONTRIBUTOR,
+        lambda w, c, t: {
+            **_asset(w, c, t),
+            "data": {"own_face": "none", "csrf_token": c.csrf or ""},
+        },
         tenant_scoped=True,
     ),
     ("POST", "/assets/{asset_id}/identify"): Rule(

@@ -17,7 +17,6 @@ import pytest
 import soundfile
 from fastapi.testclient import TestClient
 from PIL import Image
-from skimage import data as skimage_data
 from sqlalchemy.orm import Session
 from tests import media_factory
 from tests.factories import Actor, sign_up_contributor
@@ -222,6 +221,36 @@ def test_the_other_side_of_a_call_is_unmuted_only_after_consent(
     again, _ = soundfile.read(io.BytesIO(redacted(ada, asset_id)))
     assert again.ndim == 1 and _correlation(again, left) > 0.99
     assert asset(ada, asset_id)["privacy_report"]["removed_speech"]
+    assert_no_trace(app, db)
+
+
+def test_another_voice_in_a_mono_recording_is_heard_only_after_consent(
+    ada: Actor, make_client: Any, tmp_path: Path, app: Any, db: Session
+) -> None:
+    path = media_factory.two_speaker_mono(tmp_path)
+    original, rate = soundfile.read(path)
+    asset_id = upload(ada, path.read_bytes(), "two-voices.wav")["id"]
+    [part] = asset(ada, asset_id)["privacy_report"]["counterparties"]
+    assert (part["part"], part["label"]) == ("speaker:2", "speaker 2")
+    start, end = part["segments"][0]
+    middle = slice(int((start + 0.3) * rate), int((end - 0.3) * rate))
+    set_terms(ada, asset_id)
+    _, token = invite(ada, asset_id, "speaker:2")
+    other = make_client()
+    shown = other.get(f"/api/v1/invites/{token}/part")
+    assert shown.status_code == 200 and shown.headers["content-type"] == "audio/flac"
+    theirs, _ = soundfile.read(io.BytesIO(shown.content))
+    assert np.abs(theirs[: int((start - 0.1) * rate)]).max() == 0.0  # not the contributor
+    assert _correlation(theirs[middle], original[middle]) > 0.99  # their own voice
+    before, _ = soundfile.read(io.BytesIO(redacted(ada, asset_id)))
+    assert np.abs(before[middle]).max() == 0.0
+    assert other.post(f"/api/v1/invites/{token}/answer", json={"consent": True}).status_code == 200
+    after, _ = soundfile.read(io.BytesIO(redacted(ada, asset_id)))
+    assert _correlation(after[middle], original[middle]) > 0.99
+    assert asset(ada, asset_id)["privacy_report"]["included_speakers"] == [2]
+    assert other.post(f"/api/v1/invites/{token}/withdraw").status_code == 200
+    again, _ = soundfile.read(io.BytesIO(redacted(ada, asset_id)))
+    assert np.abs(again[middle]).max() == 0.0
     assert_no_trace(app, db)
 
 
@@ -451,7 +480,9 @@ def test_new_terms_invalidate_consents_given_under_the_old_ones(
 def test_a_face_in_a_photo_is_unblurred_only_after_consent(
     ada: Actor, make_client: Any, tmp_path: Path, app: Any, db: Session
 ) -> None:
-    photo = Image.fromarray(skimage_data.astronaut())
+    photo = (
+        media_factory.two_faces_picture()
+    )  # the larger face is the contributor's, the other is not
     path = tmp_path / "astronaut.png"
     photo.save(path)
     asset_id = upload(ada, path.read_bytes(), "astronaut.png")["id"]

@@ -63,3 +63,29 @@ def test_redact_says_what_it_needs_and_refuses_bad_files(tmp_path: Path) -> None
     refused = runner.invoke(app, ["privacy", "redact", str(junk), "-o", str(tmp_path / "o")])
     assert refused.exit_code == 2 and "unsupported_type" in refused.output
     assert not (tmp_path / "o").exists()
+
+
+def test_redact_takes_the_contributors_face_and_voice_and_says_the_residual_risk(
+    tmp_path: Path,
+) -> None:
+    photo = tmp_path / "two.png"
+    media_factory.two_faces_picture().save(photo)
+    out = tmp_path / "out.png"
+    default = runner.invoke(app, ["privacy", "redact", str(photo), "-o", str(out)])
+    assert default.exit_code == 0, default.output
+    body = json.loads(default.output)
+    assert body["report"]["faces_blurred"] == 1
+    assert "your face is visible" in body["risk"]["summary"]
+    none = runner.invoke(
+        app, ["privacy", "redact", str(photo), "-o", str(out), "--own-face", "none"]
+    )
+    assert none.exit_code == 0 and json.loads(none.output)["report"]["faces_blurred"] == 2
+    voices = media_factory.two_speaker_mono(tmp_path)
+    flac = tmp_path / "out.flac"
+    chosen = runner.invoke(
+        app, ["privacy", "redact", str(voices), "-o", str(flac), "--speaker", "2"]
+    )
+    assert chosen.exit_code == 0, chosen.output
+    spoken = json.loads(chosen.output)
+    assert spoken["report"]["contributor_speaker"] == 2
+    assert "voice is identifiable" in spoken["risk"]["summary"]

@@ -96,8 +96,8 @@ __all__ = [
 
 # The part kinds the redactors name (privacy.chat.SENDER_PART, privacy.media.CHANNEL_PART
 # and FACE_PART); spelled here too so the web process need not import the text models.
-CHAT_SENDER, AUDIO_CHANNEL, FACE = "chat_sender", "audio_channel", "face"
-PART_KINDS = (CHAT_SENDER, AUDIO_CHANNEL, FACE)
+CHAT_SENDER, AUDIO_CHANNEL, FACE, SPEAKER = "chat_sender", "audio_channel", "face", "speaker"
+PART_KINDS = (CHAT_SENDER, AUDIO_CHANNEL, FACE, SPEAKER)
 TOKEN_BYTES = 32  # 256 bits: guessing is hopeless, so no rate limit is needed
 MAX_TOKEN_LENGTH = 100
 # Invites can be made while the owner reviews the redacted version and once it is listed.
@@ -127,6 +127,7 @@ class IncludedParts:
     chat_senders: frozenset[str] = frozenset()
     audio_channels: frozenset[int] = frozenset()
     faces: tuple[tuple[int, int, int, int], ...] = ()
+    speakers: frozenset[int] = frozenset()
 
     @property
     def part_ids(self) -> list[str]:
@@ -135,6 +136,7 @@ class IncludedParts:
             [f"{CHAT_SENDER}:{s}" for s in self.chat_senders]
             + [f"{AUDIO_CHANNEL}:{c}" for c in self.audio_channels]
             + [f"{FACE}:{','.join(str(v) for v in box)}" for box in self.faces]
+            + [f"{SPEAKER}:{n}" for n in self.speakers]
         )
 
 
@@ -164,7 +166,7 @@ class RenderedPart:
 
 def parts_of(asset: Asset) -> list[Part]:
     """The other people's parts the asset's privacy report names (empty when none can be
-    named: text, documents, videos, mono recordings; see docs/privacy.md)."""
+    named: text, documents, videos, mono recordings of one voice; see docs/privacy.md)."""
     found: list[Part] = []
     for entry in (asset.privacy_report or {}).get("counterparties", []) or []:
         if not isinstance(entry, dict) or entry.get("kind") not in PART_KINDS:
@@ -229,6 +231,7 @@ def included_parts(session: Session, asset_id: str) -> IncludedParts:
     senders: set[str] = set()
     channels: set[int] = set()
     faces: list[tuple[int, int, int, int]] = []
+    speakers: set[int] = set()
     for invite in invites:
         if invite.part_kind == CHAT_SENDER:
             senders.add(invite.part_ref)
@@ -236,7 +239,11 @@ def included_parts(session: Session, asset_id: str) -> IncludedParts:
             channels.add(int(invite.part_ref))
         elif invite.part_kind == FACE:
             faces.append(media.parse_face_ref(invite.part_ref))
-    return IncludedParts(frozenset(senders), frozenset(channels), tuple(sorted(faces)))
+        elif invite.part_kind == SPEAKER and invite.part_ref.isdigit():
+            speakers.add(int(invite.part_ref))
+    return IncludedParts(
+        frozenset(senders), frozenset(channels), tuple(sorted(faces)), frozenset(speakers)
+    )
 
 
 def describe_part(part: Part | None) -> str:
@@ -250,6 +257,9 @@ def describe_part(part: Part | None) -> str:
     if part.kind == AUDIO_CHANNEL:
         seconds = float(part.details.get("speech_seconds") or 0.0)
         return f"Your side of a recorded phone call (about {seconds:.0f} seconds of speech)."
+    if part.kind == SPEAKER:
+        seconds = float(part.details.get("speech_seconds") or 0.0)
+        return f"Your voice in a recording (about {seconds:.0f} seconds of speech)."
     return "Your face in a photo."
 
 
@@ -788,8 +798,8 @@ def _chat_lines(messages: list[ChatMessage]) -> bytes:
 
 
 def render_part(session: Session, runtime: Runtime, invite: CounterpartyInvite) -> RenderedPart:
-    """The counterparty's own part as a file: their messages (text), their channel (FLAC)
-    or their face (PNG). Never anything else of the asset."""
+    """The counterparty's own part as a file: their messages (text), their channel or
+    their turns in a mono recording (FLAC) or their face (PNG). Never anything else of the asset."""
     asset = _require_shown(session, invite)
     if asset.blob_id is None:  # pragma: no cover - closed states are refused above
         raise _closed()
@@ -808,6 +818,11 @@ def render_part(session: Session, runtime: Runtime, invite: CounterpartyInvite) 
         target = Path(work) / "part"
         if invite.part_kind == AUDIO_CHANNEL:
             media_type, _ = media.only_channel(source, target, int(invite.part_ref))
+            name = "your-voice.flac"
+        elif invite.part_kind == SPEAKER:
+            part = invite_part(asset, invite)
+            segments = part.details.get("segments", []) if part is not None else []
+            media_type = media.only_speaker(source, target, segments)
             name = "your-voice.flac"
         else:
             media_type = media.face_crop(source, target, media.parse_face_ref(invite.part_ref))

@@ -114,7 +114,8 @@ class CounterpartyInvite(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
-    part_kind: Mapped[str] = mapped_column(String(20))  # chat_sender | audio_channel | face
+    # chat_sender | audio_channel | face | speaker
+    part_kind: Mapped[str] = mapped_column(String(20))
     part_ref: Mapped[str] = mapped_column(String(200))
     invitee_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     invitee_email: Mapped[str | None] = mapped_column(String(320), nullable=True)

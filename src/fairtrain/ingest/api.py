@@ -14,9 +14,11 @@ from fairtrain.errors import InvalidInput, NotFound, UnsupportedMedia
 from fairtrain.ingest import process, service, tus
 from fairtrain.ingest.models import Asset, ResumableUpload
 from fairtrain.ingest.policy import AssetAction, authorize_asset, authorize_upload
-from fairtrain.ingest.schemas import AssetOut, IdentifyIn, JobOut
+from fairtrain.ingest.schemas import AssetOut, IdentifyIn, JobOut, RedactionEditsIn
 from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pull
 from fairtrain.jobs.service import get_job
+from fairtrain.privacy.edits import parse_edits
+from fairtrain.privacy.risk import residual_risk
 
 __all__ = ["asset_out", "router"]
 
@@ -62,6 +64,7 @@ def asset_out(session: SessionDep, asset: Asset) -> AssetOut:
         media_info={k: v for k, v in (asset.media_info or {}).items() if k != "fingerprint"},
         quality=asset.quality or {},
         privacy_report=asset.privacy_report or {},
+        residual_risk=residual_risk(asset.modality, asset.privacy_report or {}),
         created_at=asset.created_at,
         updated_at=asset.updated_at,
         listed_at=asset.listed_at,
@@ -167,6 +170,24 @@ def identify_asset(
         actor=principal.ref,
         chat_sender=body.chat_sender,
         audio_channel=body.audio_channel,
+    )
+    return asset_out(session, asset)
+
+
+@router.put("/assets/{asset_id}/redaction", response_model=AssetOut)
+def edit_redaction(
+    asset_id: str,
+    body: RedactionEditsIn,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> AssetOut:
+    """Edit the redaction before approving: which face and voice are yours, text left in
+    or redacted as well, areas to blur. The asset is redacted again with the edits."""
+    asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
+    context: service.UploadContext = request.app.state.upload_context
+    process.edit_redaction(
+        session, asset, context.dispatch, actor=principal.ref, edits=parse_edits(body.model_dump())
     )
     return asset_out(session, asset)
 

@@ -30,7 +30,8 @@ from fairtrain.ingest.service import flag_duplicate, set_state
 from fairtrain.media import decode_audio
 from fairtrain.privacy import media as media_redaction
 from fairtrain.privacy.chat import chat_parts, redact_chat
-from fairtrain.privacy.text import redact
+from fairtrain.privacy.edits import ADDED_ENTITY, RedactionEdits
+from fairtrain.privacy.text import Span, detect, redact
 from fairtrain.runtime import Runtime
 from fairtrain.scratch import scratch_path, spooled
 
@@ -139,8 +140,17 @@ def format_chat(transcript: ChatTranscript) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _redact_text(text: str, target: Path) -> tuple[str, dict[str, Any]]:
-    result = redact(text)
+def _redact_text(text: str, target: Path, edits: RedactionEdits) -> tuple[str, dict[str, Any]]:
+    """Detected spans less those the contributor left in, plus those they added."""
+    detected = detect(text)
+    kept = set(edits.keep_spans)
+    spans = [s for s in detected if (s.start, s.end) not in kept]
+    spans += [
+        Span(start, min(end, len(text)), ADDED_ENTITY, 1.0)
+        for start, end in edits.redact_spans
+        if start < len(text)
+    ]
+    result = redact(text, spans)
     target.write_text(result.text, encoding="utf-8")
     counts: dict[str, int] = {}
     for span in result.spans:
@@ -150,6 +160,10 @@ def _redact_text(text: str, target: Path) -> tuple[str, dict[str, Any]]:
         "entities": counts,
         "placeholders": len(result.placeholders),
         "spans": [[s.start, s.end, s.entity_type] for s in result.spans],
+        "length": len(text),
+        "unredacted_by_you": len(detected)
+        - len([s for s in detected if (s.start, s.end) not in kept]),
+        "left_in": [[s.start, s.end, s.entity_type] for s in detected if (s.start, s.end) in kept],
     }
 
 
@@ -204,12 +218,25 @@ def _redact(
     text: str | None,
     included: IncludedParts,
 ) -> tuple[str, dict[str, Any]]:
-    """The redacted version, with the parts ``included`` whose people consented."""
+    """The redacted version, with the parts ``included`` whose people consented and the
+    contributor's own edits (:mod:`fairtrain.privacy.edits`) applied."""
     modality = asset.modality
+    edits = RedactionEdits.stored((asset.media_info or {}).get("redaction_edits"))
     if modality == "image":
-        media_type, report = media_redaction.redact_image(source, target, keep_faces=included.faces)
+        media_type, report = media_redaction.redact_image(
+            source,
+            target,
+            keep_faces=included.faces,
+            own_face=edits.own_face,
+            blur_boxes=edits.blur_boxes,
+        )
     elif modality == "video":
-        media_type, report = media_redaction.redact_video(source, target)
+        media_type, report = media_redaction.redact_video(
+            source,
+            target,
+            speaker=edits.own_speaker,
+            consenting_speakers=included.speakers,
+        )
     elif modality == "audio":
         channel = (asset.media_info or {}).get("identity", {}).get("audio_channel")
         media_type, report = media_redaction.redact_audio(
@@ -217,6 +244,8 @@ def _redact(
             target,
             channel=channel if isinstance(channel, int) else None,
             consenting_channels=included.audio_channels,
+            speaker=edits.own_speaker,
+            consenting_speakers=included.speakers,
         )
     elif modality == "document":
         media_type, report = redact_document(source, target)
@@ -227,9 +256,10 @@ def _redact(
         media_type, report = _redact_chat(text, asset, owner, target, included.chat_senders)
     else:
         assert text is not None
-        media_type, report = _redact_text(text, target)
+        media_type, report = _redact_text(text, target, edits)
     version = int((asset.privacy_report or {}).get("redaction_version") or 0) + 1
     return media_type, report | {
+        "edits": edits.as_dict(),
         "included_by_consent": included.part_ids,
         "redaction_version": version,
     }
@@ -334,7 +364,11 @@ def redact_again(session: Session, payload: dict[str, Any], runtime: Runtime) ->
         return  # waiting for "which part is yours": nothing was redacted yet
     previous = dict(asset.privacy_report or {})
     included = included_parts(session, asset.id)
-    if previous.get("included_by_consent", []) == included.part_ids:
+    edits = RedactionEdits.stored((asset.media_info or {}).get("redaction_edits"))
+    if (
+        previous.get("included_by_consent", []) == included.part_ids
+        and previous.get("edits", RedactionEdits().as_dict()) == edits.as_dict()
+    ):
         return
     scratch = runtime.settings.data_dir / "scratch"
     with (

@@ -32,9 +32,10 @@ from fairtrain.ingest.models import Asset, AssetState
 from fairtrain.ingest.service import PROCESS_JOB, REDACT_JOB, set_state
 from fairtrain.jobs.registry import job_handler
 from fairtrain.jobs.service import Dispatcher, enqueue_job
+from fairtrain.privacy.edits import NO_FACE, RedactionEdits
 from fairtrain.runtime import Runtime
 
-__all__ = ["identify", "process_asset", "redact_asset"]
+__all__ = ["edit_redaction", "identify", "process_asset", "redact_asset"]
 
 
 @job_handler(PROCESS_JOB)
@@ -104,5 +105,107 @@ def identify(
         payload={"asset_id": asset.id},
         owner=f"user:{asset.owner_id}",
         dedupe_key=asset.id,
+    )
+    return asset
+
+
+# Which edits make sense for which kind of asset.
+_EDITS_BY_MODALITY = {
+    "text": {"keep_spans", "redact_spans"},
+    "image": {"own_face", "blur_boxes"},
+    "audio": {"own_speaker"},
+    "video": {"own_speaker"},
+}
+
+
+def _check_edits(asset: Asset, edits: RedactionEdits) -> None:
+    allowed = _EDITS_BY_MODALITY.get(str(asset.modality), set())
+    given = {k for k, v in edits.as_dict().items() if v not in (None, [])}
+    if given - allowed:
+        raise InvalidInput(
+            f"A {asset.modality} asset cannot take {', '.join(sorted(given - allowed))}"
+            + (f"; it takes {', '.join(sorted(allowed))}." if allowed else "."),
+            code="invalid_edits",
+        )
+    report = asset.privacy_report or {}
+    detected = {
+        (int(s[0]), int(s[1])) for s in [*report.get("spans", []), *report.get("left_in", [])]
+    }
+    for span in edits.keep_spans:
+        if span not in detected:
+            raise InvalidInput(
+                "Only a span the redaction replaced can be left in: give its start and end "
+                "as the report lists them.",
+                code="unknown_span",
+                pointer="/keep_spans",
+            )
+    length = int(report.get("length") or 0)
+    if any(end > length for _, end in edits.redact_spans):
+        raise InvalidInput(
+            f"A span to redact must lie inside the text ({length} characters).",
+            code="invalid_span",
+            pointer="/redact_spans",
+        )
+    width, height = int(report.get("width") or 0), int(report.get("height") or 0)
+    if any(x2 > width or y2 > height for _, _, x2, y2 in edits.blur_boxes):
+        raise InvalidInput(
+            f"An area to blur must lie inside the picture ({width}×{height}).",
+            code="invalid_box",
+            pointer="/blur_boxes",
+        )
+    if edits.own_face not in (None, NO_FACE):
+        from fairtrain.privacy.media import parse_face_ref, same_face
+
+        box = parse_face_ref(edits.own_face)
+        if not any(same_face(face.get("box", ()), box) for face in report.get("faces", [])):
+            raise InvalidInput(
+                "This is not one of the faces found in the picture.",
+                code="unknown_part",
+                pointer="/own_face",
+            )
+    speakers = int(report.get("speakers") or (report.get("audio") or {}).get("speakers") or 0)
+    if edits.own_speaker is not None and edits.own_speaker > max(1, speakers):
+        raise InvalidInput(
+            f"The recording has {max(1, speakers)} speaker(s); choose one of them.",
+            code="invalid_speaker",
+            pointer="/own_speaker",
+        )
+
+
+def edit_redaction(
+    session: Session, asset: Asset, dispatch: Dispatcher, *, actor: str, edits: RedactionEdits
+) -> Asset:
+    """The contributor's edits of the redaction (which face and voice are theirs, text
+    left in or taken out, areas blurred); the asset is redacted again from its original
+    with them. Only before approval: a listed version is what buyers were offered."""
+    if AssetState(asset.state) != AssetState.AWAITING_REVIEW or asset.redacted_blob_id is None:
+        raise Conflict(
+            "Only a redacted asset waiting for your review can be edited.",
+            code="asset_not_reviewable",
+        )
+    _check_edits(asset, edits)
+    info = dict(asset.media_info or {})
+    info["redaction_edits"] = edits.as_dict()
+    asset.media_info = info
+    append_event(
+        session,
+        actor=actor,
+        action="asset.redaction_edited",
+        subject=f"asset:{asset.id}",
+        payload={
+            "kept_spans": len(edits.keep_spans),
+            "added_spans": len(edits.redact_spans),
+            "blurred_areas": len(edits.blur_boxes),
+            "own_face": edits.own_face is not None,
+            "own_speaker": edits.own_speaker is not None,
+        },
+    )
+    enqueue_job(
+        session,
+        dispatch,
+        kind=REDACT_JOB,
+        subject=f"asset:{asset.id}",
+        payload={"asset_id": asset.id},
+        owner=f"user:{asset.owner_id}",
     )
     return asset

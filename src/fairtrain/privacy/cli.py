@@ -81,16 +81,22 @@ def _inspect(path: Path) -> tuple[str, str]:
 
 
 def _redact(
-    path: Path, out: Path, modality: str, me: str | None, channel: int | None
+    path: Path,
+    out: Path,
+    modality: str,
+    me: str | None,
+    channel: int | None,
+    own_face: str | None = None,
+    speaker: int | None = None,
 ) -> dict[str, Any]:
     from fairtrain.privacy import media
 
     if modality == "image":
-        return media.redact_image(path, out)[1]
+        return media.redact_image(path, out, own_face=own_face)[1]
     if modality == "video":
-        return media.redact_video(path, out)[1]
+        return media.redact_video(path, out, speaker=speaker)[1]
     if modality == "audio":
-        return media.redact_audio(path, out, channel=channel)[1]
+        return media.redact_audio(path, out, channel=channel, speaker=speaker)[1]
     if modality == "document":
         from fairtrain.ingest.pipeline import redact_document
 
@@ -127,17 +133,38 @@ def redact_file(
     channel: Annotated[
         int | None, typer.Option("--channel", help="Call recordings: your channel (0 = left).")
     ] = None,
+    own_face: Annotated[
+        str | None,
+        typer.Option(
+            "--own-face",
+            help='Pictures: your face\'s box x1,y1,x2,y2 from the report, or "none" '
+            "(default: the largest face is yours).",
+        ),
+    ] = None,
+    speaker: Annotated[
+        int | None,
+        typer.Option(
+            "--speaker",
+            help="Mono recordings and videos: your voice's number from the report "
+            "(default: the speaker with the most speech).",
+        ),
+    ] = None,
 ) -> None:
     """Redact a picture, recording, video, chat export, text or PDF, as uploads are."""
     try:
         modality, media_type = _inspect(source)
         with tempfile.TemporaryDirectory(prefix="fairtrain-redact-") as tmp:
             staged = Path(tmp) / "out"
-            report = _redact(source, staged, modality, me, channel)
+            report = _redact(source, staged, modality, me, channel, own_face, speaker)
             shutil.move(str(staged), output)
     except DomainError as error:
         raise _refuse(error) from error
     except OSError as error:
         err_console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from error
-    console.print_json(json.dumps({"input": media_type, "output": str(output), "report": report}))
+    from fairtrain.privacy.risk import residual_risk
+
+    risk = residual_risk(modality, report)
+    console.print_json(
+        json.dumps({"input": media_type, "output": str(output), "report": report, "risk": risk})
+    )

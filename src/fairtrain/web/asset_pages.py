@@ -7,6 +7,7 @@ connection. Either way the bytes go through ``ingest.service.receive_upload``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -30,6 +31,9 @@ from fairtrain.ingest import process, service
 from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
 from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pull
+from fairtrain.privacy.edits import RedactionEdits, parse_edits
+from fairtrain.privacy.media import parse_face_ref
+from fairtrain.privacy.risk import residual_risk
 from fairtrain.web.pages import check_form, render
 from fairtrain.web.terms_form import (
     PURPOSE_CHOICES,
@@ -215,12 +219,18 @@ def _asset_page(
     job = service.latest_job(session, asset.id)
     owner = principal.user_id == asset.owner_id
     report = asset.privacy_report or {}
-    redacted_text = original_marked = None
+    redacted_text = original_marked = original = None
     if asset.modality in ("text", "chat") and asset.redacted_blob_id:
         redacted_text = _text_of(request, session, asset.redacted_blob_id)
         if owner and asset.modality == "text":
             original = _text_of(request, session, asset.blob_id) or ""
             original_marked = _marked(original, list(report.get("spans", [])))
+    edits = RedactionEdits.stored((asset.media_info or {}).get("redaction_edits"))
+    added_phrases = (
+        list(dict.fromkeys(original[start:end] for start, end in edits.redact_spans))
+        if original
+        else []
+    )
     terms = consent_service.current_policy(session, asset.id)
     terms_policy = consent_service.policy_of(terms) if terms else None
     people = _people(request, session, asset) if owner else []
@@ -235,6 +245,10 @@ def _asset_page(
         report=report,
         redacted_text=redacted_text,
         original_marked=original_marked,
+        original_text=original,
+        risk=residual_risk(asset.modality, report),
+        edits=edits,
+        added_phrases=added_phrases,
         error=error,
         terms=terms,
         explanation=explain(terms_policy) if terms_policy else [],
@@ -322,6 +336,72 @@ def identify_submit(
             audio_channel=audio_channel,
         ),
     )
+
+
+def _phrase_spans(original: str, phrases: str) -> list[list[int]]:
+    """Where each phrase (one a line) occurs in the text, as spans to redact."""
+    spans: list[list[int]] = []
+    for phrase in (line.strip() for line in phrases.splitlines()):
+        if not phrase:
+            continue
+        found = [m.start() for m in re.finditer(re.escape(phrase), original)]
+        if not found:
+            raise InvalidInput(f"“{phrase[:60]}” does not occur in your text.", code="invalid_span")
+        spans += [[start, start + len(phrase)] for start in found]
+    return spans
+
+
+def _box_list(value: str) -> list[list[int]]:
+    boxes = []
+    for line in (part.strip() for part in value.splitlines()):
+        if line:
+            boxes.append(list(parse_face_ref(line.replace(" ", ""))))
+    return boxes
+
+
+@router.post("/assets/{asset_id}/redaction", response_class=HTMLResponse)
+def redaction_submit(
+    asset_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    own_face: Annotated[str | None, Form(max_length=40)] = None,
+    own_speaker: Annotated[int | None, Form(ge=1, le=99)] = None,
+    keep_span: Annotated[list[str] | None, Form(max_length=500)] = None,
+    redact_text: Annotated[str, Form(max_length=10_000)] = "",
+    blur_boxes: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """The preview's edit form: your face, your voice, text left in or taken out, areas
+    to blur. Spans to leave in come as "start-end"; text to take out as phrases."""
+    context: service.UploadContext = request.app.state.upload_context
+
+    def edit(asset: Asset) -> object:
+        keep = []
+        for value in keep_span or []:
+            start, _, end = value.partition("-")
+            if not (start.isdigit() and end.isdigit()):
+                raise InvalidInput("A span is start-end.", code="invalid_span")
+            keep.append([int(start), int(end)])
+        added: list[list[int]] = []
+        if redact_text.strip():
+            if asset.modality != "text":
+                raise InvalidInput("Only a text has words to redact.", code="invalid_edits")
+            added = _phrase_spans(_text_of(request, session, asset.blob_id) or "", redact_text)
+        edits = parse_edits(
+            {
+                "own_face": own_face or None,
+                "own_speaker": own_speaker,
+                "keep_spans": keep,
+                "redact_spans": added,
+                "blur_boxes": _box_list(blur_boxes),
+            }
+        )
+        return process.edit_redaction(
+            session, asset, context.dispatch, actor=principal.ref, edits=edits
+        )
+
+    return _act(asset_id, request, principal, session, csrf_token, edit)
 
 
 @router.post("/assets/{asset_id}/terms", response_class=HTMLResponse)

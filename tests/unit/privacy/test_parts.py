@@ -91,12 +91,14 @@ def _detail(pixels: np.ndarray) -> float:
 
 
 def test_a_consenting_face_is_left_unblurred_and_reported(astronaut: Path, tmp_path: Path) -> None:
-    _, blurred = media.redact_image(astronaut, tmp_path / "blurred.png")
+    _, blurred = media.redact_image(astronaut, tmp_path / "blurred.png", own_face="none")
     assert blurred["faces_blurred"] == 1
     [part] = blurred["counterparties"]
     assert part["kind"] == "face" and part["label"] == "face 1" and part["included"] is False
     box = media.parse_face_ref(part["ref"])
-    _, kept = media.redact_image(astronaut, tmp_path / "kept.png", keep_faces=[box])
+    _, kept = media.redact_image(
+        astronaut, tmp_path / "kept.png", keep_faces=[box], own_face="none"
+    )
     assert kept["faces_blurred"] == 0 and kept["counterparties"][0]["included"] is True
     x1, y1, x2, y2 = box
     original = np.asarray(Image.open(astronaut).convert("RGB"))[y1:y2, x1:x2]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:23:32.649850
+Create Date: 2026-12-01 23:27:47.035561
 """
 
 from __future__ import annotations
