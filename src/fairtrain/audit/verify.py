@@ -26,12 +26,15 @@ import binascii
 import hashlib
 import json
 import os
+from binascii import hexlify
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
+from operator import add, getitem
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -376,23 +379,133 @@ def _event_chunks(path: Path, file_hash: Any) -> Iterator[list[bytes]]:
 class _Checked:
     """A chunk of lines checked on its own: what the chain and Merkle state need."""
 
-    leaves: bytes  # the Merkle leaf hash of each good line, 32 bytes each, in order
+    # The chunk's good lines as perfect Merkle subtrees, in order: (height, root). None
+    # straddles a checkpoint, so folding them in reaches every checkpoint size exactly.
+    pieces: list[tuple[int, bytes]]
     last: bytes  # the event hash of the last good line (the next chunk's prev)
     boundary_hashes: dict[int, bytes]  # event hash at each checkpoint size in the chunk
     failure: tuple[int, str] | None  # (seq, why) of the first bad line
 
 
+_HASH_MARK = b'},"hash":"'
+_PAYLOAD_MARK = b'","payload":'
+_DIGEST_MARK = b'","payload_digest":"'
+_LINK = b'","payload_digest":"%s","prev_hash":"%s","seq":%d,'
+_LINE = b'{"event":%s,"hash":"%s","payload":%s}'
+_NULL = b"null"
+_digest = type(hashlib.sha256()).digest
+
+
+def _sha256_all(chunks: Iterable[bytes]) -> list[bytes]:
+    """SHA-256 of each chunk; iterated in C (``map``), the per-event cost is the hash's."""
+    return list(map(_digest, map(hashlib.sha256, chunks)))
+
+
+_slice_of = cast("Callable[[bytes, slice], bytes]", getitem)
+
+
+def _slices(lines: Iterable[bytes], starts: Iterable[int], stops: Iterable[int]) -> list[bytes]:
+    return list(map(_slice_of, lines, map(slice, starts, stops)))
+
+
+def _plus(indexes: list[int], offset: int) -> Iterator[int]:
+    return map(add, indexes, repeat(offset))
+
+
+def _check_lines_at_once(
+    lines: list[bytes], seq: int, prev: bytes, signed_upto: int
+) -> tuple[list[bytes], list[bytes]] | None:
+    """The same checks as ``_check_lines_one_by_one``, each done for the whole chunk.
+
+    Every step is a ``map`` or a list comparison, iterated in C: no bytecode runs per
+    event, which roughly halves what the checks cost beside SHA-256. Returns the event
+    hashes (raw and hex) when every line passes, None when any line fails (the caller
+    then finds which one, and why, line by line). It accepts only lines that
+    ``_check_lines_one_by_one`` accepts: each slice and comparison below is one of its.
+    """
+    count = len(lines)
+    ends = list(map(bytes.find, lines, repeat(_HASH_MARK), repeat(_MIN_EVENT_END)))
+    if count == 0 or min(ends) <= 0:
+        return None
+    chained = _slices(lines, repeat(9), _plus(ends, 1))
+    payloads = _slices(lines, _plus(ends, 86), repeat(-1))
+    digests = _sha256_all(chained)
+    hex_hashes = list(map(hexlify, digests))
+    # The line rebuilt from its parts equals the line exactly when it starts with
+    # '{"event":', its "hash" is the SHA-256 of the chained bytes, '","payload":' follows
+    # and it ends with "}": the parts' lengths fix where each one sits.
+    rebuilt = list(map(_LINE.__mod__, zip(chained, hex_hashes, payloads, strict=True)))
+    if rebuilt != lines or not all(map(bytes.startswith, chained, repeat(b"{"))):
+        return None
+    payload_hex = list(map(hexlify, _sha256_all(payloads)))
+    marks = list(map(bytes.find, chained, repeat(_DIGEST_MARK)))
+    if _NULL in payloads:
+        # An erased payload is exported as null and its digest is not checked: take the
+        # recorded digest as the expected one for those lines.
+        for index, payload in enumerate(payloads):
+            if payload == _NULL:
+                start = marks[index] + 20
+                payload_hex[index] = chained[index][start : start + 64]
+    # The payload digest, the link to the previous event and the position, right after
+    # the first '","payload_digest":"' of the chained fields, for every line at once.
+    links = map(
+        _LINK.__mod__,
+        zip(payload_hex, [prev, *hex_hashes[:-1]], range(seq + 1, seq + count + 1), strict=True),
+    )
+    if min(marks) <= 0 or not all(map(bytes.startswith, chained, links, marks)):
+        return None
+    for offset in range(max(0, signed_upto - seq), count):
+        if not _strict_line_ok(lines[offset]):
+            return None
+    return digests, hex_hashes
+
+
+def _subtree_root(level: list[bytes]) -> bytes:
+    """The root of a perfect subtree given its leaf hashes (a power-of-two count)."""
+    while len(level) > 1:
+        level = _sha256_all(map(b"".join, zip(repeat(b"\x01"), level[0::2], level[1::2])))
+    return level[0]
+
+
+def _merkle_pieces(leaves: list[bytes], start: int, cuts: Iterable[int]) -> list[tuple[int, bytes]]:
+    """Leaves ``start+1..start+len(leaves)`` as the largest aligned perfect subtrees,
+    split at each checkpoint size in ``cuts``: what ``_EventScan.absorb`` folds in."""
+    pieces: list[tuple[int, bytes]] = []
+    size, end = start, start + len(leaves)
+    for stop in [*sorted(c for c in cuts if start < c < end), end]:
+        while size < stop:
+            aligned = (size & -size).bit_length() - 1 if size else 64
+            height = min(aligned, (stop - size).bit_length() - 1)
+            offset = size - start
+            pieces.append((height, _subtree_root(leaves[offset : offset + (1 << height)])))
+            size += 1 << height
+    return pieces
+
+
 def _check_lines(
     lines: list[bytes], seq: int, prev: bytes, signed_upto: int, boundaries: frozenset[int]
 ) -> _Checked:
-    """The hot loop: slices and hashes only, no JSON parsing, everything local.
+    """Check a chunk of lines: slices and hashes only, no JSON parsing, everything local.
 
     Each line is checked against the one before it (its chain link) and on its own (its
     event hash, its payload digest, its position); nothing here depends on another chunk
-    but ``prev``, so chunks can be checked in parallel.
+    but ``prev``, so chunks can be checked in parallel, Merkle subtrees included.
     """
+    at_once = _check_lines_at_once(lines, seq, prev, signed_upto)
+    if at_once is None:
+        return _check_lines_one_by_one(lines, seq, prev, signed_upto, boundaries)
+    digests, hex_hashes = at_once
+    leaves = _sha256_all(map(b"\x00".__add__, digests))
+    at = {size: hex_hashes[size - seq - 1] for size in boundaries}
+    return _Checked(_merkle_pieces(leaves, seq, boundaries), hex_hashes[-1], at, None)
+
+
+def _check_lines_one_by_one(
+    lines: list[bytes], seq: int, prev: bytes, signed_upto: int, boundaries: frozenset[int]
+) -> _Checked:
+    """The checks line by line, stopping at the first bad one: finds it and says why."""
     sha256 = hashlib.sha256
-    leaves = bytearray()
+    leaves: list[tuple[int, bytes]] = []
     at: dict[int, bytes] = {}
     for line in lines:
         seq += 1
@@ -419,12 +532,12 @@ def _check_lines(
             )
             and (seq <= signed_upto or _strict_line_ok(line))
         ):
-            return _Checked(bytes(leaves), prev, at, (seq, _diagnose(line, seq, prev)))
-        leaves += sha256(b"\x00" + digest).digest()
+            return _Checked(leaves, prev, at, (seq, _diagnose(line, seq, prev)))
+        leaves.append((0, sha256(b"\x00" + digest).digest()))
         prev = event_hash
         if seq in boundaries:
             at[seq] = event_hash
-    return _Checked(bytes(leaves), prev, at, None)
+    return _Checked(leaves, prev, at, None)
 
 
 def _check_block(
@@ -477,16 +590,16 @@ class _EventScan:
         stack = self.stack
         push, pop = stack.append, stack.pop
         seq = self.seq
-        leaves = checked.leaves
         boundary = (
             self.checkpoints[self.next_checkpoint].tree_size
             if self.next_checkpoint < len(self.checkpoints)
             else -1
         )
-        for start in range(0, len(leaves), 32):
-            node = leaves[start : start + 32]
-            seq += 1
-            carry = seq - 1
+        for height, node in checked.pieces:
+            # A subtree of 2**height leaves lands where the size is a multiple of it;
+            # it merges with the frontier's equal-height roots like a binary carry.
+            carry = seq >> height
+            seq += 1 << height
             while carry & 1:
                 node = sha256(b"\x01" + pop() + node).digest()
                 carry >>= 1

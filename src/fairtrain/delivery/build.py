@@ -23,6 +23,7 @@ they are listed in the export's ``withheld`` with the reason.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -346,6 +347,7 @@ def _items(
             size, sha256, method = blob.plaintext_size, blob.sha256, NO_MARK
             target = None
             opener = _vault_opener(session, runtime, item.blob_id)
+            source_checked = True  # the vault refuses bytes that differ from blob.sha256
         else:
             source = scratch / "source"
             target = scratch / f"delivered.{extension}"
@@ -356,6 +358,7 @@ def _items(
             sha256, size = sha256_file(target)
             metadata |= _measured(target, item.modality)
             opener = _file_opener(target)
+            source_checked = False
         metadata["media_type"] = media_type
         delivered.append(
             {
@@ -376,6 +379,7 @@ def _items(
             sha256=sha256,
             open=opener,
             metadata=metadata,
+            source_checked=source_checked,
         )
         if target is not None:
             target.unlink(missing_ok=True)
@@ -387,9 +391,48 @@ def _file_type(path: str) -> str:
     return _FILE_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
 
 
+class _VaultSealer:
+    """Stores each shard and file copy in the vault the moment the exporter finishes it,
+    then truncates the scratch file: the vault's digest of the stored bytes is the one
+    the manifest records, so a shard is hashed once (not once to seal and once to store),
+    read back while it is still in the page cache, and the scratch disk holds one shard
+    at a time, not the whole export written a second time."""
+
+    def __init__(self, session: Session, runtime: Runtime, owner: str) -> None:
+        self._session = session
+        self._runtime = runtime
+        self._owner = owner
+        self.stored: dict[tuple[str, int], list[VaultBlob]] = {}
+
+    def __call__(self, path: Path) -> tuple[str, int]:
+        blob = self._store(path, path.name.removesuffix(".partial"))
+        # Its pages are dropped before the kernel writes them out: the bytes are in the
+        # vault now, and the empty file keeps its name for the exporter's final rename.
+        os.truncate(path, 0)
+        self.stored.setdefault((blob.sha256, blob.plaintext_size), []).append(blob)
+        return blob.sha256, blob.plaintext_size
+
+    def _store(self, path: Path, name: str) -> VaultBlob:
+        with path.open("rb") as handle:
+            return self._runtime.vault.store_blob(
+                self._session,
+                owner=self._owner,
+                stream=handle,
+                media_type=_file_type(name),
+                max_bytes=os.fstat(handle.fileno()).st_size,
+            )
+
+    def blob_for(self, directory: Path, entry: dict[str, Any]) -> VaultBlob:
+        """The blob holding a manifest entry: stored as it was sealed, or stored now."""
+        earlier = self.stored.get((entry["sha256"], int(entry["size"])))
+        if earlier:
+            return earlier.pop()
+        return self._store(directory / entry["path"], entry["path"])
+
+
 def _store_files(
     session: Session,
-    runtime: Runtime,
+    sealer: _VaultSealer,
     export: LicenceExport,
     directory: Path,
     manifest: dict[str, Any],
@@ -399,15 +442,7 @@ def _store_files(
     entries.append({"path": MANIFEST_FILE, "sha256": manifest_sha, "size": manifest_size})
     total = 0
     for entry in entries:
-        path = directory / entry["path"]
-        with path.open("rb") as handle:
-            blob = runtime.vault.store_blob(
-                session,
-                owner=licence_owner(export.licence_id),
-                stream=handle,
-                media_type=_file_type(entry["path"]),
-                max_bytes=int(entry["size"]),
-            )
+        blob = sealer.blob_for(directory, entry)
         if blob.sha256 != entry["sha256"] or blob.plaintext_size != entry["size"]:
             raise Conflict(
                 f"{entry['path']} changed on the scratch disk before it was stored.",
@@ -424,7 +459,7 @@ def _store_files(
             )
         )
         total += blob.plaintext_size
-        path.unlink()  # the scratch disk holds the rest of the export only
+        (directory / entry["path"]).unlink()  # the scratch disk holds the rest only
     session.flush()
     return total
 
@@ -451,6 +486,7 @@ def _build(
     description = _description(session, runtime, licence, ordered, now)
     delivered: list[dict[str, Any]] = []
     out = scratch / "export"
+    sealer = _VaultSealer(session, runtime, licence_owner(export.licence_id))
     manifest = export_dataset(
         _items(session, runtime, licence, ordered, scratch, delivered),
         description,
@@ -458,9 +494,10 @@ def _build(
         formats=[ExportFormat(f) for f in export.formats],
         # Scratch space: the vault's writes are the durable ones.
         durable=False,
+        sealer=sealer,
     )
     digest = manifest_digest(manifest)
-    total = _store_files(session, runtime, export, out, manifest)
+    total = _store_files(session, sealer, export, out, manifest)
     rows = [{"export_id": export.id, **row} for row in delivered]
     for start in range(0, len(rows), 5000):
         session.execute(insert(DeliveredItem), rows[start : start + 5000])

@@ -40,6 +40,7 @@ from fairtrain.delivery.manifest import (
 from fairtrain.delivery.parquet import MiB, ParquetShardWriter, rewrite_parquet_shard
 from fairtrain.delivery.streams import (
     CHUNK,
+    Sealer,
     VerifyingReader,
     fsync_directory,
     fsync_file,
@@ -104,8 +105,10 @@ class _Export:
         formats: frozenset[ExportFormat],
         limits: ExportLimits,
         durable: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         self.durable = durable
+        self.sealer = sealer
         self.directory = directory
         self.description = description
         self.limits = limits
@@ -126,6 +129,7 @@ class _Export:
                 row_group_rows=limits.row_group_rows,
                 schema_metadata=schema_metadata,
                 durable=durable,
+                sealer=sealer,
             )
             if ExportFormat.PARQUET in formats
             else None
@@ -137,6 +141,7 @@ class _Export:
                 max_shard_bytes=limits.tar_shard_bytes,
                 max_shard_items=limits.tar_shard_items,
                 durable=durable,
+                sealer=sealer,
             )
             if ExportFormat.WEBDATASET in formats
             else None
@@ -190,6 +195,14 @@ class _Export:
             self.media.append({"path": relative, "format": "file", "keys": [item.key]})
             # The copy holds exactly the item's verified bytes: its digest is the item's.
             self.digests[relative] = (item.sha256, item.size)
+            if self.sealer is not None and self.sealer(self.directory / relative) != (
+                item.sha256,
+                item.size,
+            ):
+                raise Conflict(
+                    f"{relative} changed on the scratch disk before it was stored.",
+                    code="export_file_changed",
+                )
 
     def abort(self) -> None:
         for writer in (self.parquet, self.tar, self.receipts):
@@ -266,6 +279,7 @@ def export_dataset(
     formats: Collection[ExportFormat] = (ExportFormat.PARQUET, ExportFormat.WEBDATASET),
     limits: ExportLimits | None = None,
     durable: bool = True,
+    sealer: Sealer | None = None,
 ) -> dict[str, Any]:
     """Write the export of ``items`` to ``out_dir`` (which must not exist yet) and
     return its manifest. On any error nothing is left at ``out_dir``.
@@ -273,7 +287,12 @@ def export_dataset(
     ``durable=False`` skips the fsyncs (and the early write-out of each shard) for an
     export written to scratch space and copied elsewhere at once (the delivery service
     stores it in the vault, which fsyncs): still atomic for readers, not crash-durable,
-    and its files stay in the page cache for the copy."""
+    and its files stay in the page cache for the copy.
+
+    ``sealer`` is given each shard and file copy as soon as it is complete and returns
+    its SHA-256 and size for the manifest; it may take the file's bytes away (the
+    delivery service stores it in the vault and truncates it), so the files the manifest
+    lists are then not all in ``out_dir``. Without one, each file is hashed here."""
     chosen = frozenset(ExportFormat(f) for f in formats)
     if not chosen:
         raise InvalidInput("Choose at least one export format.", code="export_formats")
@@ -287,7 +306,7 @@ def export_dataset(
     partial.mkdir()
     export: _Export | None = None
     try:
-        export = _Export(partial, description, chosen, limits or ExportLimits(), durable)
+        export = _Export(partial, description, chosen, limits or ExportLimits(), durable, sealer)
         for item in items:
             export.add(item)
         manifest = export.finish()

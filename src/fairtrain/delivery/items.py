@@ -65,6 +65,11 @@ class ExportItem:
     sha256: str
     open: Callable[[], BinaryIO]
     metadata: Mapping[str, JSON] = field(default_factory=dict)
+    # True when the stream ``open`` returns refuses, by its end at the latest, bytes
+    # whose size or SHA-256 differ from ``size`` and ``sha256`` (a vault blob's stream,
+    # whose digest is the one declared here): the exporter then counts the bytes but
+    # does not hash them again.
+    source_checked: bool = False
 
     @property
     def consent_receipt_sha256(self) -> str:

@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import JSON, ExportItem, Modality
-from fairtrain.delivery.streams import fsync_file, seal, sha256_file
+from fairtrain.delivery.streams import Sealer, fsync_file, sealed
 from fairtrain.errors import InvalidInput
 
 __all__ = [
@@ -216,8 +216,10 @@ class ParquetShardWriter:
         row_group_rows: int = 1000,
         schema_metadata: Mapping[str, str] | None = None,
         durable: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         self._durable = durable
+        self._sealer = sealer
         self._dir = export_dir / PARQUET_DIR
         self._dir.mkdir(parents=True, exist_ok=True)
         self._modalities = modalities
@@ -348,7 +350,7 @@ class ParquetShardWriter:
         assert self._sink_path is not None
         self._writer.close()
         self._sink.close()
-        digest, size = seal(self._sink_path) if self._durable else sha256_file(self._sink_path)
+        digest, size = sealed(self._sink_path, self._sealer, durable=self._durable)
         self._finished.append((self._sink_path, tuple(self._shard_keys), digest, size))
         self._writer = None
         self._sink = None

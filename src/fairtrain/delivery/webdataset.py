@@ -27,7 +27,13 @@ from typing import IO, Any
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import ExportItem
 from fairtrain.delivery.parquet import MiB, ShardRecord
-from fairtrain.delivery.streams import CHUNK, VerifyingReader, fsync_file, seal, sha256_file
+from fairtrain.delivery.streams import (
+    CHUNK,
+    Sealer,
+    VerifyingReader,
+    fsync_file,
+    sealed,
+)
 from fairtrain.errors import InvalidInput
 
 __all__ = [
@@ -79,8 +85,10 @@ class TarShardWriter:
         max_shard_bytes: int = 512 * MiB,
         max_shard_items: int = 10_000,
         durable: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         self._durable = durable
+        self._sealer = sealer
         self._dir = export_dir / WEBDATASET_DIR
         self._dir.mkdir(parents=True, exist_ok=True)
         self._mtime = mtime
@@ -161,7 +169,7 @@ class TarShardWriter:
         self._tar.close()
         self._sink.close()
         path = Path(self._sink.name)
-        digest, size = seal(path) if self._durable else sha256_file(path)
+        digest, size = sealed(path, self._sealer, durable=self._durable)
         self._records.append(
             ShardRecord(f"{WEBDATASET_DIR}/{path.name}", tuple(self._keys), digest, size)
         )

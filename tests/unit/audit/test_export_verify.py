@@ -430,6 +430,48 @@ def test_a_missing_events_file_is_reported(built_export: Path) -> None:
     assert not report.ok and report.problem == f"{EVENTS_FILE} is missing"
 
 
+@TAMPER
+@given(data=st.data(), signed=st.sampled_from([0, 5, EVENTS]))
+def test_lines_checked_all_at_once_pass_only_what_the_line_by_line_check_passes(
+    built_export: Path, data: st.DataObject, signed: int
+) -> None:
+    """The verifier's fast path checks a whole chunk with ``map`` and list comparisons;
+    any flipped, inserted or deleted byte must send it to the line-by-line check, which
+    names the line; untouched, both fold into the same signed Merkle root."""
+    lines = read_lines(built_export / EVENTS_FILE)
+    genesis = b"0" * 64
+    sizes = frozenset(CHECKPOINT_SIZES)
+    fast = verify._check_lines(lines, 0, genesis, signed, sizes)
+    slow = verify._check_lines_one_by_one(lines, 0, genesis, signed, sizes)
+    assert fast.failure is None and slow.failure is None
+    assert (fast.last, fast.boundary_hashes) == (slow.last, slow.boundary_hashes)
+    for checked in (fast, slow):
+        scan = verify._EventScan([])
+        scan.absorb(checked)
+        assert scan.root() == merkle_root(bytes.fromhex(h) for h in _event_hashes(lines))
+
+    index = data.draw(st.integers(min_value=0, max_value=EVENTS - 1), label="line")
+    line = bytearray(lines[index])
+    at = data.draw(st.integers(min_value=0, max_value=len(line) - 1), label="at")
+    how = data.draw(st.sampled_from(["flip", "insert", "delete"]), label="how")
+    if how == "flip":
+        line[at] ^= 1 << data.draw(st.integers(min_value=0, max_value=7), label="bit")
+    elif how == "insert":
+        line.insert(at, data.draw(st.integers(min_value=0, max_value=255), label="byte"))
+    else:
+        del line[at]
+    altered = [*lines[:index], bytes(line), *lines[index + 1 :]]
+    by_line = verify._check_lines_one_by_one(altered, 0, genesis, signed, sizes)
+    at_once = verify._check_lines_at_once(altered, 0, genesis, signed)
+    assert (at_once is None) is (by_line.failure is not None)
+    if at_once is None:
+        assert verify._check_lines(altered, 0, genesis, signed, sizes) == by_line
+
+
+def _event_hashes(lines: list[bytes]) -> list[str]:
+    return [str(json.loads(line)["hash"]) for line in lines]
+
+
 # -- checkpoints.jsonl and the key -------------------------------------------------------
 
 

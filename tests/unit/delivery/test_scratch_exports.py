@@ -3,9 +3,21 @@ does before storing it in the vault) is the same export, byte for byte."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+from dataclasses import replace
 from pathlib import Path
 
-from fairtrain.delivery import ExportDescription, ExportItem, export_dataset, verify_export
+import pytest
+
+from fairtrain.delivery import (
+    ExportDescription,
+    ExportItem,
+    ExportLimits,
+    export_dataset,
+    verify_export,
+)
+from fairtrain.errors import InvalidInput
 
 
 def test_a_scratch_export_has_the_same_files_and_manifest(
@@ -20,3 +32,52 @@ def test_a_scratch_export_has_the_same_files_and_manifest(
             tmp_path / "durable" / entry["path"]
         ).read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["durable", "scratch"]
+
+
+def test_a_sealer_takes_each_shard_and_file_copy_as_it_is_finished(
+    tmp_path: Path, items: list[ExportItem], description: ExportDescription
+) -> None:
+    """What the delivery service does: each finished shard and file copy is handed over
+    (there, stored in the vault) and its bytes taken off the scratch disk; the manifest
+    records the digests the sealer returned, and they are the files' own."""
+    limits = ExportLimits(max_embedded_bytes=40_000, parquet_shard_bytes=1, tar_shard_items=1)
+    taken: dict[str, bytes] = {}
+
+    def sealer(path: Path) -> tuple[str, int]:
+        data = path.read_bytes()
+        taken[path.name.removesuffix(".partial")] = data
+        path.write_bytes(b"")  # the bytes are elsewhere now, as after a vault store
+        return hashlib.sha256(data).hexdigest(), len(data)
+
+    plain = export_dataset(items, description, tmp_path / "plain", limits=limits, durable=False)
+    sealed = export_dataset(
+        items, description, tmp_path / "sealed", limits=limits, durable=False, sealer=sealer
+    )
+    assert sealed["files"] == plain["files"] and sealed["shards"] == plain["shards"]
+    handed = {Path(s["path"]).name for s in plain["shards"] if not s["path"].endswith(".parquet")}
+    assert handed <= set(taken) and any(s["format"] == "file" for s in plain["shards"])
+    assert len(taken) == len(plain["shards"])
+    by_path = {entry["path"]: entry for entry in plain["files"]}
+    for shard in plain["shards"]:
+        if shard["path"].endswith(".parquet"):  # renamed -of-N once the count is known
+            continue
+        data = taken[Path(shard["path"]).name]
+        assert hashlib.sha256(data).hexdigest() == by_path[shard["path"]]["sha256"]
+        assert data == (tmp_path / "plain" / shard["path"]).read_bytes()
+
+
+def test_a_source_checked_item_is_counted_not_hashed_again(
+    tmp_path: Path, items: list[ExportItem], description: ExportDescription
+) -> None:
+    """A source that checks its own bytes (the vault) is trusted for the digest, but a
+    stream of the wrong length is still refused by the exporter's count."""
+    first = items[0]
+    with first.open() as source:
+        data = source.read()
+    checked = replace(first, source_checked=True, open=lambda: io.BytesIO(data))
+    manifest = export_dataset([checked, *items[1:]], description, tmp_path / "ok")
+    assert verify_export(tmp_path / "ok").ok and manifest["item_count"] == len(items)
+    short = replace(checked, open=lambda: io.BytesIO(data[:-1]))
+    with pytest.raises(InvalidInput) as refused:
+        export_dataset([short, *items[1:]], description, tmp_path / "short")
+    assert refused.value.code == "export_item_mismatch"
