@@ -285,8 +285,12 @@ def issue_receipt(
     event: str,
     actor: str,
     explicit_biometric: bool = False,
+    purpose_keys: Sequence[str] | None = None,
 ) -> ConsentReceiptRecord:
-    """Sign a consent receipt for this policy version; its hash goes to the audit log."""
+    """Sign a consent receipt for this policy version; its hash goes to the audit log.
+
+    ``purpose_keys`` names the purposes the receipt is about when they are not all the
+    policy's (a withdrawal for one purpose only)."""
     owner = session.get(User, record.owner_id)
     assert owner is not None
     key = platform_signing_key(settings)
@@ -300,7 +304,11 @@ def issue_receipt(
         policy_uid=policy.uid,
         policy_version=record.version,
         policy_sha256=record.sha256,
-        purposes=_top_purposes(record.permit_mask),
+        purposes=(
+            _top_purposes(record.permit_mask)
+            if purpose_keys is None
+            else [purposes.PURPOSES[key].iri for key in purpose_keys]
+        ),
         prohibited=_top_purposes(record.ban_mask),
         status=status,
         event=event,

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
@@ -30,6 +31,7 @@ from fairtrain.ingest.models import Asset
 from fairtrain.ingest.policy import AssetAction, authorize_asset
 from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pull
 from fairtrain.web.pages import check_form, render
+from fairtrain.withdrawal import service as withdrawal
 
 __all__ = ["router"]
 
@@ -346,8 +348,17 @@ def erase_submit(
         principal,
         session,
         csrf_token,
-        lambda asset: service.erase_asset(session, asset, context.delete_blob, actor=principal.ref),
+        lambda asset: _erase(request, session, context, asset, principal.ref),
     )
+
+
+def _erase(
+    request: Request, session: Session, context: service.UploadContext, asset: Asset, actor: str
+) -> Asset:
+    withdrawal.withdraw_before_erasure(
+        session, request.app.state.settings, context.dispatch, asset, actor=actor
+    )
+    return service.erase_asset(session, asset, context.delete_blob, actor=actor)
 
 
 @router.post("/assets/{asset_id}/invites", response_class=HTMLResponse)
