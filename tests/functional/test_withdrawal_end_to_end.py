@@ -131,6 +131,11 @@ def test_withdrawal_end_to_end(
     # 4. The contributor's dashboard shows the buyer attested.
     [status] = ok(sold.contributor.client.get("/api/v1/withdrawals"))[0]["buyers"]
     assert status["state"] == "attested" and status["buyer"] == "Retraining Labs"
+    earned = ok(sold.contributor.client.get("/api/v1/me/earnings"))["earnings"]
+    by_asset = {e["asset_id"]: e["withdrawal"] for e in earned}
+    assert by_asset[gone] == "attested" and by_asset[sold.assets[1]] is None
+    sheet = sold.contributor.client.get("/api/v1/me/earnings", params={"format": "csv"}).text
+    assert sheet.splitlines()[0].endswith(",withdrawal") and ",attested" in sheet
 
     # 5. Erasure: no plaintext and no decryptable ciphertext of the asset anywhere.
     before = _scan(app, db, app.state.settings.data_dir)

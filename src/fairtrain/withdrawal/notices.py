@@ -44,6 +44,7 @@ __all__ = [
     "escalated_notices",
     "feed",
     "get_notice",
+    "item_statuses",
     "register_key",
     "sign_attestation",
 ]
@@ -333,6 +334,23 @@ class BuyerStatus:
     acknowledged_at: datetime | None
     attested_at: datetime | None
     asset_ids: list[str]
+
+
+def item_statuses(session: Session, owner_id: str) -> dict[tuple[str, str], str]:
+    """(licence id, asset id) → the newest withdrawal notice's status for the owner's items
+    (what the earnings dashboard shows next to each licence)."""
+    now = utcnow()
+    statuses: dict[tuple[str, str], str] = {}
+    rows = session.scalars(
+        select(Notice).where(Notice.owner_id == owner_id).order_by(Notice.created_at, Notice.id)
+    )
+    for notice in rows:
+        state = NoticeState(notice.state)
+        if state != NoticeState.ATTESTED and notice.deadline_at <= now:
+            state = NoticeState.OVERDUE
+        for asset_id in notice.asset_ids:
+            statuses[(notice.licence_id, asset_id)] = state.value
+    return statuses
 
 
 def buyer_statuses(session: Session, notices: list[Notice]) -> list[BuyerStatus]:
