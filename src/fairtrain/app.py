@@ -55,6 +55,7 @@ from fairtrain.web.invite_pages import router as invite_pages_router
 from fairtrain.web.operator_pages import router as operator_pages_router
 from fairtrain.web.org_pages import router as org_pages_router
 from fairtrain.web.pages import router as pages_router
+from fairtrain.withdrawal.api import router as withdrawal_router
 
 __all__ = ["UPLOAD_PREFIXES", "create_app", "route_inventory"]
 
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consent_router, responses=PROBLEM_RESPONSES)
     app.include_router(ingest_router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_router, responses=PROBLEM_RESPONSES)
+    app.include_router(withdrawal_router, responses=PROBLEM_RESPONSES)
     app.include_router(pages_router)
     app.include_router(org_pages_router)
     app.include_router(asset_pages_router)

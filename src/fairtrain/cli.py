@@ -31,6 +31,8 @@ from fairtrain.ledger.cli import app as ledger_app
 from fairtrain.licensing.cli import app as licensing_app
 from fairtrain.privacy.cli import app as privacy_app
 from fairtrain.vault.cli import app as vault_app
+from fairtrain.withdrawal.cli import app as notices_app
+from fairtrain.withdrawal.cli import withdraw_command
 
 __all__ = ["app"]
 
@@ -54,6 +56,8 @@ app.add_typer(licensing_app, name="licences")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(vault_app, name="vault")
+app.add_typer(notices_app, name="notices")
+app.command("withdraw")(withdraw_command)
 # One command, not a group: `fairtrain trace FILES…` (the watermark layer's core, fed from
 # the database; `--candidates` keeps its offline form).
 app.command("trace")(trace_command)

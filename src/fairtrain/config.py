@@ -148,6 +148,21 @@ class Settings(BaseSettings):
     deletion_deadline_days: int = Field(
         default=30, ge=1, description="Buyers delete withdrawn items within this many days."
     )
+    deletion_reminder_days: int = Field(
+        default=7, ge=0, description="A licensee is reminded this many days before a deadline."
+    )
+    deletion_grace_days: int = Field(
+        default=14, ge=0, description="An attestation this late suspends the licence."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="How long a webhook receiver has to answer."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=30, description="Webhook attempts before a delivery is dead-lettered."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="First retry delay; it doubles with each attempt."
+    )
     contribution_units: dict[str, ContributionUnit] = Field(
         default_factory=lambda: dict(DEFAULT_CONTRIBUTION_UNITS),
         description="Royalty weight unit per modality, as JSON.",

@@ -14,6 +14,7 @@ from fairtrain.jobs import models as jobs_models
 from fairtrain.ledger import models as ledger_models
 from fairtrain.licensing import models as licensing_models
 from fairtrain.vault import models as vault_models
+from fairtrain.withdrawal import models as withdrawal_models
 
 __all__ = ["Base", "metadata"]
 
@@ -30,6 +31,7 @@ _DOMAIN_MODELS = (
     licensing_models,
     ledger_models,
     vault_models,
+    withdrawal_models,
 )
 
 metadata = Base.metadata

@@ -7,7 +7,11 @@ import importlib
 __all__ = ["TASK_MODULES", "register_all"]
 
 # Each module registers its handlers with @job_handler at import time.
-TASK_MODULES: tuple[str, ...] = ("fairtrain.ingest.process", "fairtrain.delivery.build")
+TASK_MODULES: tuple[str, ...] = (
+    "fairtrain.ingest.process",
+    "fairtrain.delivery.build",
+    "fairtrain.withdrawal.webhooks",
+)
 
 
 def register_all() -> None:

@@ -19,13 +19,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from sqlalchemy.orm import Session
 from tests.factories import STRONG_PASSWORD, login, unique_email
 from tests.functional.authz_world import ROLES, Caller, World, build_world
 
 from fairtrain.app import route_inventory
+from fairtrain.audit.keys import public_key_pem
 from fairtrain.ledger import service as ledger
+from fairtrain.withdrawal import notices as notice_service
 
 EVERYONE = frozenset(ROLES)
 PERSONS = frozenset({"contributor", "buyer_admin", "buyer_member", "operator", "auditor"})
@@ -476,6 +479,47 @@ def _submission_form(world: World, caller: Caller, tenant: str) -> dict[str, Any
             "data": {**spec["json"], "csrf_token": caller.csrf or ""}}  # fmt: skip
 
 
+def _notice(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A notice to the tenant's buyer: its contributor withdraws an asset it licensed."""
+    licence_id = _licence(world, caller, tenant)["path_params"]["licence_id"]
+    owner = world.tenant(tenant).contributor
+    response = owner.request("POST", "/api/v1/withdrawals", json={"everything": True})
+    assert response.status_code == 201, response.text
+    notice = next(b for b in response.json()["buyers"] if b["licence_id"] == licence_id)
+    return {"path_params": {"notice_id": notice["notice_id"]}}
+
+
+def _attestation(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    """A notice and a deletion attestation signed by a key its buyer registered."""
+    spec = _notice(world, caller, tenant)
+    admin = world.tenant(tenant).buyer_admin
+    key = Ed25519PrivateKey.generate()
+    registered = admin.request(
+        "POST",
+        f"/api/v1/orgs/{admin.org_id}/attestation-keys",
+        json={"public_key_pem": public_key_pem(key.public_key()).decode()},
+    )
+    assert registered.status_code == 201, registered.text
+    feed = admin.request("GET", "/api/v1/notices").json()["notices"]
+    body = next(n["body"] for n in feed if n["id"] == spec["path_params"]["notice_id"])
+    document = notice_service.attestation_document(body, deleted_at=datetime.now(UTC))
+    return {**spec, "json": {"jws": notice_service.sign_attestation(document, key)}}
+
+
+def _webhook(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    admin = world.tenant(tenant).buyer_admin
+    response = admin.request(
+        "POST", f"/api/v1/orgs/{admin.org_id}/webhooks", json={"url": "http://127.0.0.1:9/hook"}
+    )
+    assert response.status_code == 201, response.text
+    return {"path_params": {"org_id": admin.org_id, "endpoint_id": response.json()["id"]}}
+
+
+def _key_body(world: World, caller: Caller, tenant: str) -> dict[str, Any]:
+    pem = public_key_pem(Ed25519PrivateKey.generate().public_key()).decode()
+    return {"path_params": {"org_id": _org(world, caller, tenant)}, "json": {"public_key_pem": pem}}
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     # Operations and documentation: public by design.
     ("GET", "/healthz"): Rule(EVERYONE),
@@ -829,6 +873,37 @@ MATRIX: dict[tuple[str, str], Rule] = {
         BUYERS | OPERATOR, _export, tenant_scoped=True
     ),
     ("GET", "/api/v1/downloads/{token}"): Rule(BUYERS, _export, tenant_scoped=True),
+    # Withdrawal: contributors withdraw and follow; buyers read the feed, acknowledge and
+    # attest (keys need notices:read / attestations:write); admins register webhooks and
+    # attestation keys; operators see dead letters and escalations.
+    ("POST", "/api/v1/withdrawals"): Rule(
+        CONTRIBUTOR, lambda w, c, t: {"json": {"everything": True}}
+    ),
+    ("GET", "/api/v1/withdrawals"): Rule(CONTRIBUTOR),
+    ("GET", "/api/v1/notices"): Rule(BUYERS),
+    ("GET", "/api/v1/notices/escalated"): Rule(OPERATOR),
+    ("POST", "/api/v1/notices/{notice_id}/acknowledge"): Rule(BUYERS, _notice, tenant_scoped=True),
+    ("POST", "/api/v1/notices/{notice_id}/attestation"): Rule(
+        BUYERS, _attestation, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/orgs/{org_id}/webhooks"): Rule(
+        ORG_ADMIN,
+        lambda w, c, t: {
+            "path_params": {"org_id": _org(w, c, t)},
+            "json": {"url": "http://127.0.0.1:9/hook"},
+        },
+        tenant_scoped=True,
+    ),
+    ("GET", "/api/v1/orgs/{org_id}/webhooks"): Rule(
+        ORG_ADMIN, lambda w, c, t: {"path_params": {"org_id": _org(w, c, t)}}, tenant_scoped=True
+    ),
+    ("DELETE", "/api/v1/orgs/{org_id}/webhooks/{endpoint_id}"): Rule(
+        ORG_ADMIN, _webhook, tenant_scoped=True
+    ),
+    ("POST", "/api/v1/orgs/{org_id}/attestation-keys"): Rule(
+        ORG_ADMIN, _key_body, tenant_scoped=True
+    ),
+    ("GET", "/api/v1/webhook-deliveries"): Rule(OPERATOR),
     # Pages.
     ("GET", "/"): Rule(EVERYONE),
     ("GET", "/login"): Rule(EVERYONE),

@@ -100,6 +100,9 @@ class CatalogEntry(Base):
     exclusive: Mapped[bool] = mapped_column(Boolean)
     exact: Mapped[bool] = mapped_column(Boolean)
     rules: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
+    # [[organisation id or None, purpose mask]] the contributor withdrew (withdrawal.
+    # service): checked before the terms, for exact and inexact entries alike.
+    withheld: Mapped[list[Any]] = mapped_column(JSONValue, default=list)
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The other sort orders of a search, as stored (generated) columns so that a page is

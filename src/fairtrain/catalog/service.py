@@ -52,9 +52,10 @@ from fairtrain.consent.receipts import ConsentStatus
 from fairtrain.errors import InvalidInput
 from fairtrain.ids import utcnow
 from fairtrain.ingest.models import Asset, AssetState
-from fairtrain.iris import asset_iri
+from fairtrain.iris import asset_iri, org_iri
 from fairtrain.ledger.royalties import contribution_units
 from fairtrain.money import to_major
+from fairtrain.withdrawal.models import WithdrawnScope
 
 __all__ = [
     "FACETS",
@@ -75,6 +76,7 @@ __all__ = [
     "sync_entry",
     "sync_owner",
     "units_of",
+    "withheld_scopes",
 ]
 
 FACETS = ("modality", "language", "age_band", "gender", "region")
@@ -301,6 +303,14 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
     entry.exclusive = record.exclusive
     entry.exact = record.exact
     entry.rules = list(record.rules or [])
+    withheld = withheld_scopes(session, asset.id)
+    entry.withheld = [[org, mask] for org, mask in withheld]
+    # Withdrawn from every buyer for some purposes: as if the terms prohibited them, so
+    # the compiled search filter leaves the asset out as well.
+    for org, mask in withheld:
+        if org is None:
+            entry.ban_mask |= mask
+            entry.rules.append(["withdrawal", "prohibition", mask])
     entry.listed_at = asset.listed_at or utcnow()
     entry.synced_at = utcnow()
     if existing is None:
@@ -400,6 +410,37 @@ def policy_for(session: Session, policy_id: str) -> Policy:
     return _parsed(json.dumps(record.document, sort_keys=True))
 
 
+def withheld_scopes(session: Session, asset_id: str) -> list[tuple[str | None, int]]:
+    """What the contributor withdrew from this asset short of the whole of it: (buyer
+    organisation or None for every buyer, mask of the purposes, closed downwards)."""
+    rows = session.execute(
+        select(WithdrawnScope.org_id, WithdrawnScope.purpose).where(
+            WithdrawnScope.asset_id == asset_id
+        )
+    )
+    masks: dict[str | None, int] = {}
+    for org, purpose in rows:
+        mask = purposes.mask_of(purposes.descendants(purpose or "any"))
+        masks[org] = masks.get(org, 0) | mask
+    return sorted(masks.items(), key=lambda pair: pair[0] or "")
+
+
+def _withdrawn_fit(settings: Settings, entry: CatalogEntry, ask: LicenceAsk) -> Fit | None:
+    wanted = purposes.mask_of(purposes.descendants(ask.purpose))
+    for org, mask in entry.withheld or ():
+        if not int(mask) & wanted:
+            continue
+        if org is None or (ask.assignee is not None and ask.assignee == org_iri(settings, org)):
+            whom = "every buyer" if org is None else "this buyer"
+            return Fit(
+                False,
+                "withdrawn",
+                f"Its owner withdrew it from {whom} for a use this licence would include.",
+                "withdrawal",
+            )
+    return None
+
+
 def decide(
     session: Session,
     settings: Settings,
@@ -414,6 +455,9 @@ def decide(
     ``offered_minor`` is what the licence would pay for the asset (default: its asking
     price). Exact terms are decided from the compiled columns; the rest by the evaluator.
     """
+    withdrawn = _withdrawn_fit(settings, entry, ask)
+    if withdrawn is not None:
+        return withdrawn
     if entry.exact:
         return compiled_fit(entry_terms(entry), ask, offered_minor)
     price = entry.price_minor if offered_minor is None else offered_minor

@@ -2,7 +2,7 @@
 
 ``pull`` downloads a licence's export with a progress bar, resuming after an interruption
 and refusing any file that does not match the manifest; ``verify`` checks a pulled copy
-again, offline.
+again, offline; ``sync`` applies withdrawal notices to it and attests the deletion.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from typing import Annotated
 
 import httpx
 import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from fairtrain.cli_support import JsonOption, err_console
 from fairtrain.client.delivery import DeliveryFailed, FairtrainClient, FileRefused, verify
+from fairtrain.client.sync import sync
 from fairtrain.errors import DomainError
 
 __all__ = ["data_app"]
@@ -122,3 +125,61 @@ def verify_command(
             console.print(f"[red]{problem}[/red]")
     if not check.ok:
         raise typer.Exit(code=1)
+
+
+@data_app.command("sync")
+def sync_command(
+    dest: Annotated[Path, typer.Argument(help="A directory pulled with `fairtrain data pull`.")],
+    signing_key: Annotated[
+        Path,
+        typer.Option(
+            "--signing-key",
+            envvar="FAIRTRAIN_SIGNING_KEY",
+            help="Your organisation's Ed25519 private key (PEM) for deletion attestations.",
+        ),
+    ],
+    server: Annotated[
+        str, typer.Option(envvar="FAIRTRAIN_SERVER", help="The server's base URL.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FAIRTRAIN_API_KEY",
+            help="An API key with the notices:read and attestations:write scopes.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply withdrawals to the copy in DEST: read new notices, delete the withdrawn items,
+    acknowledge each notice and attest the deletion, signed with --signing-key. Exit 2
+    when the server refuses or cannot be reached, or the copy was modified."""
+    key = api_key or typer.prompt("API key", hide_input=True)
+    try:
+        private = serialization.load_pem_private_key(signing_key.read_bytes(), password=None)
+    except (OSError, ValueError) as error:
+        err_console.print(f"[red]Cannot read the signing key {signing_key}:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    if not isinstance(private, Ed25519PrivateKey):
+        err_console.print("[red]The signing key is not an Ed25519 private key.[/red]")
+        raise typer.Exit(code=2)
+    try:
+        with FairtrainClient(server, api_key=key) as client:
+            result = sync(client, dest, key=private)
+    except DomainError as error:
+        err_console.print(f"[red]Refused ({error.code}):[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    except DeliveryFailed as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from error
+    except httpx.HTTPError as error:
+        err_console.print(f"[red]Cannot reach {server}:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    summary = {"licence_id": result.licence_id, "notices": result.notices,
+               "removed": result.removed, "attested": result.attested}  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    console.print(
+        f"{len(result.notices)} notice(s) applied to {dest}: {len(result.removed)} item(s) "
+        f"deleted, {len(result.attested)} deletion attestation(s) sent."
+    )

@@ -16,7 +16,7 @@ changed is fetched whole), in this run or the next. A file whose bytes do not ma
 deleted and refused (``FileRefused`` names it). The manifest is written last, and the
 whole directory is checked with ``verify_export``; ``verify(dest)`` checks it again later.
 
-The API key needs the ``downloads:read`` scope. Another engineer's ``client/sync.py``
+The API key needs the ``downloads:read`` scope. ``client/sync.py`` (``fairtrain data sync``)
 applies withdrawals to a pulled copy.
 """
 

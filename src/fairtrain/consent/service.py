@@ -453,11 +453,14 @@ def issue_receipt(
     actor: str,
     explicit_biometric: bool = False,
     ends: bool = True,
+    purpose_keys: Sequence[str] | None = None,
 ) -> ConsentReceiptRecord:
     """Sign a consent receipt for this policy version; its hash goes to the audit log.
 
     ``ends=False`` is for an expiry receipt: ``validUntil`` stays empty (the end has
-    already passed; the policy it names holds it) and it is indicated by ``system``."""
+    already passed; the policy it names holds it) and it is indicated by ``system``.
+    ``purpose_keys`` names the purposes the receipt is about when they are not all the
+    policy's (a withdrawal for one purpose only)."""
     owner = session.get(User, record.owner_id)
     assert owner is not None
     key = platform_signing_key(settings)
@@ -471,7 +474,11 @@ def issue_receipt(
         policy_uid=policy.uid if policy is not None else policy_iri(settings, record.id),
         policy_version=record.version,
         policy_sha256=record.sha256,
-        purposes=_top_purposes(record.permit_mask),
+        purposes=(
+            _top_purposes(record.permit_mask)
+            if purpose_keys is None
+            else [purposes.PURPOSES[key].iri for key in purpose_keys]
+        ),
         prohibited=_top_purposes(record.ban_mask),
         status=status,
         event=str(event),

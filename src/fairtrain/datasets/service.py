@@ -92,6 +92,7 @@ EXCLUSION_CODES = (
     "not_sampled",
     "not_in_target_groups",
     "no_units",
+    "withdrawn",
 )
 _QUERY_FIELDS = {
     "modalities": list,

@@ -19,6 +19,7 @@ from fairtrain.ingest.streaming import MultipartFile, multipart_file_chunks, pul
 from fairtrain.jobs.service import get_job
 from fairtrain.privacy.edits import parse_edits
 from fairtrain.privacy.risk import residual_risk
+from fairtrain.withdrawal import service as withdrawal
 
 __all__ = ["asset_out", "router"]
 
@@ -199,6 +200,9 @@ def erase_asset(
     """Erase every stored version of the asset (the row stays as an audit tombstone)."""
     asset = authorize_asset(principal, AssetAction.MANAGE, service.get_asset(session, asset_id))
     context: service.UploadContext = request.app.state.upload_context
+    withdrawal.withdraw_before_erasure(
+        session, request.app.state.settings, context.dispatch, asset, actor=principal.ref
+    )
     erased = service.erase_asset(session, asset, context.delete_blob, actor=principal.ref)
     return asset_out(session, erased)
 

@@ -31,6 +31,7 @@ from fairtrain.licensing.models import Licence, Order, OrderState, Quote
 from fairtrain.licensing.payments import method
 from fairtrain.licensing.policy import authorize_spend
 from fairtrain.money import format_money
+from fairtrain.withdrawal import notices as notice_service
 
 __all__ = ["router"]
 
@@ -120,6 +121,8 @@ class EarningOut(BaseModel):
     currency: str
     version_id: str
     granted_at: datetime
+    # After a withdrawal: notified | acknowledged | attested | overdue (None: none).
+    withdrawal: str | None = None
 
 
 class EarningsOut(BaseModel):
@@ -359,15 +362,18 @@ def my_earnings(
     """Every licence of each of your assets: buyer, purpose, territory, term and amount."""
     user_id = authorize_contributor(principal)
     earnings = service.earnings_of(session, user_id)
+    withdrawn = notice_service.item_statuses(session, user_id)
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["asset_id", "licence_id", "buyer", "purpose", "territory", "starts_at",
-                         "ends_at", "state", "amount_minor", "currency", "granted_at"])  # fmt: skip
+                         "ends_at", "state", "amount_minor", "currency", "granted_at",
+                         "withdrawal"])  # fmt: skip
         for e in earnings:
             writer.writerow([e.asset_id, e.licence_id, _cell(e.buyer), e.purpose, e.territory,
                              e.starts_at.isoformat(), e.ends_at.isoformat(), e.state,
-                             e.amount_minor, e.currency, e.granted_at.isoformat()])  # fmt: skip
+                             e.amount_minor, e.currency, e.granted_at.isoformat(),
+                             withdrawn.get((e.licence_id, e.asset_id), "")])  # fmt: skip
         return PlainTextResponse(
             out.getvalue(),
             media_type="text/csv",
@@ -379,16 +385,16 @@ def my_earnings(
     return EarningsOut(
         totals=totals,
         licences=len({e.licence_id for e in earnings}),
-        earnings=[_earning(e) for e in earnings],
+        earnings=[_earning(e, withdrawn.get((e.licence_id, e.asset_id))) for e in earnings],
     )
 
 
-def _earning(e: service.Earning) -> EarningOut:
+def _earning(e: service.Earning, withdrawal: str | None) -> EarningOut:
     return EarningOut(
         asset_id=e.asset_id, licence_id=e.licence_id, buyer=e.buyer, purpose=e.purpose,
         territory=e.territory, starts_at=e.starts_at, ends_at=e.ends_at, state=e.state,
         amount_minor=e.amount_minor, currency=e.currency, version_id=e.version_id,
-        granted_at=e.granted_at,
+        granted_at=e.granted_at, withdrawal=withdrawal,
     )  # fmt: skip
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "quote_items",
     "quote_version",
     "renewal_quote",
+    "suspend_licence",
 ]
 
 
@@ -536,6 +537,26 @@ def expire_licences(session: Session, *, actor: str, now: datetime | None = None
             payload={"ends_at": licence.ends_at.isoformat(), "org": licence.org_id},
         )
     return ended
+
+
+def suspend_licence(
+    session: Session, licence: Licence, *, reason: str, actor: str, now: datetime | None = None
+) -> bool:
+    """An active licence stops (no exports, no renewal); False if it was not active."""
+    if LicenceState(licence.state) != LicenceState.ACTIVE:
+        return False
+    licence.state = LicenceState.SUSPENDED
+    licence.ended_at = now or utcnow()
+    licence.end_reason = reason
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="licence.suspended",
+        subject=f"licence:{licence.id}",
+        payload={"reason": reason, "org": licence.org_id},
+    )
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.principal import Principal
@@ -44,6 +45,7 @@ from fairtrain.web.terms_form import (
     parse_date,
     preview_of,
 )
+from fairtrain.withdrawal import service as withdrawal
 
 __all__ = ["router"]
 
@@ -585,8 +587,17 @@ def erase_submit(
         principal,
         session,
         csrf_token,
-        lambda asset: service.erase_asset(session, asset, context.delete_blob, actor=principal.ref),
+        lambda asset: _erase(request, session, context, asset, principal.ref),
     )
+
+
+def _erase(
+    request: Request, session: Session, context: service.UploadContext, asset: Asset, actor: str
+) -> Asset:
+    withdrawal.withdraw_before_erasure(
+        session, request.app.state.settings, context.dispatch, asset, actor=actor
+    )
+    return service.erase_asset(session, asset, context.delete_blob, actor=actor)
 
 
 @router.post("/assets/{asset_id}/invites", response_class=HTMLResponse)

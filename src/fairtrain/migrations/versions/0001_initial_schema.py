@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:27:47.035561
+Create Date: 2026-12-01 23:31:08.347650
 """
 
 from __future__ import annotations
@@ -297,6 +297,22 @@ def upgrade() -> None:
         batch_op.create_index("ix_assets_state_modality", ["state", "modality"], unique=False)
 
     op.create_table(
+        "buyer_keys",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("public_key_pem", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_buyer_keys_org_id_organisations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_buyer_keys")),
+    )
+    with op.batch_alter_table("buyer_keys", schema=None) as batch_op:
+        batch_op.create_index("ix_buyer_keys_org", ["org_id", "created_at"], unique=False)
+
+    op.create_table(
         "campaigns",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("org_id", sa.String(length=40), nullable=False),
@@ -564,6 +580,58 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "webhook_endpoints",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("secret", sa.String(length=120), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("disabled_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organisations.id"], name=op.f("fk_webhook_endpoints_org_id_organisations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.create_index("ix_webhook_endpoints_org", ["org_id", "created_at"], unique=False)
+
+    op.create_table(
+        "withdrawals",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("owner_id", sa.String(length=40), nullable=False),
+        sa.Column("scope_sha256", sa.String(length=64), nullable=False),
+        sa.Column("everything", sa.Boolean(), nullable=False),
+        sa.Column(
+            "asset_ids",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("purpose", sa.String(length=60), nullable=True),
+        sa.Column("org_id", sa.String(length=40), nullable=True),
+        sa.Column(
+            "receipt_ids",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "dataset_versions",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_withdrawals_owner_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_withdrawals")),
+        sa.UniqueConstraint("owner_id", "scope_sha256", name="uq_withdrawals_scope"),
+    )
+    with op.batch_alter_table("withdrawals", schema=None) as batch_op:
+        batch_op.create_index("ix_withdrawals_owner", ["owner_id", "created_at"], unique=False)
+
+    op.create_table(
         "asset_fingerprints",
         sa.Column(
             "id",
@@ -788,6 +856,32 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "withdrawn_scopes",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("withdrawal_id", sa.String(length=40), nullable=False),
+        sa.Column("asset_id", sa.String(length=40), nullable=False),
+        sa.Column("purpose", sa.String(length=60), nullable=True),
+        sa.Column("org_id", sa.String(length=40), nullable=True),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["asset_id"], ["assets.id"], name=op.f("fk_withdrawn_scopes_asset_id_assets")
+        ),
+        sa.ForeignKeyConstraint(
+            ["withdrawal_id"],
+            ["withdrawals.id"],
+            name=op.f("fk_withdrawn_scopes_withdrawal_id_withdrawals"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_withdrawn_scopes")),
+    )
+    with op.batch_alter_table("withdrawn_scopes", schema=None) as batch_op:
+        batch_op.create_index("ix_withdrawn_scopes_asset", ["asset_id"], unique=False)
+
+    op.create_table(
         "catalog_entries",
         sa.Column("asset_id", sa.String(length=40), nullable=False),
         sa.Column("owner_id", sa.String(length=40), nullable=False),
@@ -821,6 +915,11 @@ def upgrade() -> None:
         sa.Column("exact", sa.Boolean(), nullable=False),
         sa.Column(
             "rules",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "withheld",
             sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
             nullable=False,
         ),
@@ -1291,6 +1390,64 @@ def upgrade() -> None:
         batch_op.create_index("ix_licence_items_owner", ["owner_id", "licence_id"], unique=False)
 
     op.create_table(
+        "withdrawal_notices",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("withdrawal_id", sa.String(length=40), nullable=False),
+        sa.Column("licence_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_id", sa.String(length=40), nullable=False),
+        sa.Column(
+            "asset_ids",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("purpose", sa.String(length=60), nullable=True),
+        sa.Column("obligation", sa.Text(), nullable=False),
+        sa.Column("deletion_days", sa.Integer(), nullable=False),
+        sa.Column("deadline_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "body", sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"), nullable=False
+        ),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attested_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "attestation",
+            sa.JSON().with_variant(sa.JSON(none_as_null=True), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("attestation_jws", sa.Text(), nullable=True),
+        sa.Column("attestation_key_id", sa.String(length=64), nullable=True),
+        sa.Column("reminded_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalated_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["licence_id"], ["licences.id"], name=op.f("fk_withdrawal_notices_licence_id_licences")
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organisations.id"],
+            name=op.f("fk_withdrawal_notices_org_id_organisations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_withdrawal_notices_owner_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["withdrawal_id"],
+            ["withdrawals.id"],
+            name=op.f("fk_withdrawal_notices_withdrawal_id_withdrawals"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_withdrawal_notices")),
+        sa.UniqueConstraint("withdrawal_id", "licence_id", name="uq_withdrawal_notices_licence"),
+    )
+    with op.batch_alter_table("withdrawal_notices", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_withdrawal_notices_feed", ["org_id", "created_at", "id"], unique=False
+        )
+        batch_op.create_index("ix_withdrawal_notices_state", ["state", "deadline_at"], unique=False)
+
+    op.create_table(
         "delivered_items",
         sa.Column(
             "id",
@@ -1387,11 +1544,51 @@ def upgrade() -> None:
             batch_op.f("ix_licence_export_files_export_id"), ["export_id"], unique=False
         )
 
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("notice_id", sa.String(length=40), nullable=False),
+        sa.Column("endpoint_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["notice_id"],
+            ["withdrawal_notices.id"],
+            name=op.f("fk_webhook_deliveries_notice_id_withdrawal_notices"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organisations.id"],
+            name=op.f("fk_webhook_deliveries_org_id_organisations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("notice_id", "endpoint_id", name="uq_webhook_deliveries_target"),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_due", ["state", "next_attempt_at"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_due")
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("licence_export_files", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_licence_export_files_export_id"))
 
@@ -1407,6 +1604,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_delivered_items_asset")
 
     op.drop_table("delivered_items")
+    with op.batch_alter_table("withdrawal_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_withdrawal_notices_state")
+        batch_op.drop_index("ix_withdrawal_notices_feed")
+
+    op.drop_table("withdrawal_notices")
     with op.batch_alter_table("licence_items", schema=None) as batch_op:
         batch_op.drop_index("ix_licence_items_owner")
         batch_op.drop_index("ix_licence_items_licence")
@@ -1474,6 +1676,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_catalog_entries_cheapest")
 
     op.drop_table("catalog_entries")
+    with op.batch_alter_table("withdrawn_scopes", schema=None) as batch_op:
+        batch_op.drop_index("ix_withdrawn_scopes_asset")
+
+    op.drop_table("withdrawn_scopes")
     with op.batch_alter_table("upload_segments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_upload_segments_upload_id"))
 
@@ -1508,6 +1714,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_asset_fingerprints_asset_id"))
 
     op.drop_table("asset_fingerprints")
+    with op.batch_alter_table("withdrawals", schema=None) as batch_op:
+        batch_op.drop_index("ix_withdrawals_owner")
+
+    op.drop_table("withdrawals")
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_endpoints_org")
+
+    op.drop_table("webhook_endpoints")
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
 
@@ -1547,6 +1761,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_campaigns_org")
 
     op.drop_table("campaigns")
+    with op.batch_alter_table("buyer_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_buyer_keys_org")
+
+    op.drop_table("buyer_keys")
     with op.batch_alter_table("assets", schema=None) as batch_op:
         batch_op.drop_index("ix_assets_state_modality")
         batch_op.drop_index(batch_op.f("ix_assets_sha256"))
