@@ -865,6 +865,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/me/data-export"): Rule(PERSONS),
     ("GET", "/api/v1/compliance/records-of-processing"): Rule(frozenset({"operator", "auditor"})),
     ("GET", "/api/v1/compliance/licence-register"): Rule(frozenset({"operator", "auditor"})),
+    ("GET", "/api/v1/compliance/withdrawal-register"): Rule(frozenset({"operator", "auditor"})),
+    ("GET", "/api/v1/compliance/attestation-compliance"): Rule(frozenset({"operator", "auditor"})),
     # Delivery: the licence holder asks for exports and downloads them (keys need
     # downloads:read); operators read an export's status, never its files; a signed link
     # works only for the organisation it was made for.

@@ -123,6 +123,52 @@ def licence_register(
     return JSONResponse({"licences": rows})
 
 
+@router.get("/compliance/withdrawal-register", response_model=None)
+def withdrawal_register(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
+) -> JSONResponse | PlainTextResponse | HTMLResponse:
+    """Every withdrawal notice: licence, buyer, deadline, and whether and when the buyer
+    acknowledged and attested deletion; with the attestation compliance rates."""
+    authorize_log_read(principal)
+    rows = reports.withdrawal_register(session)
+    if format == "csv":
+        return PlainTextResponse(
+            reports.register_csv(rows, reports.WITHDRAWAL_REGISTER_COLUMNS),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="withdrawal-register.csv"'},
+        )
+    compliance = reports.attestation_compliance(session, utcnow())
+    if format == "html":
+        return render(
+            request, "compliance_withdrawals.html", principal, rows=rows, compliance=compliance
+        )
+    return JSONResponse({"notices": rows, "attestation_compliance": compliance})
+
+
+@router.get("/compliance/attestation-compliance", response_model=None)
+def attestation_compliance(
+    principal: PrincipalDep,
+    session: SessionDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> JSONResponse | PlainTextResponse:
+    """Per buyer organisation: deletion attestations in time, late, overdue and open, and
+    the in-time rate over the notices that are due."""
+    authorize_log_read(principal)
+    report = reports.attestation_compliance(session, utcnow())
+    if format == "csv":
+        columns = ("org_id", "organisation", "notices", "attested_in_time", "attested_late",
+                   "overdue", "open", "suspended", "rate")  # fmt: skip
+        return PlainTextResponse(
+            reports.register_csv(report["organisations"], columns),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="attestation-compliance.csv"'},
+        )
+    return JSONResponse(report)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}

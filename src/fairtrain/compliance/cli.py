@@ -71,3 +71,16 @@ def register_command(as_json: JsonOption = False) -> None:
         console.print_json(json.dumps({"licences": rows}))
     else:
         typer.echo(reports.licence_register_csv(rows), nl=False)
+
+
+@app.command("withdrawal-register")
+def withdrawal_register_command(as_json: JsonOption = False) -> None:
+    """Every withdrawal notice and where its buyer stands (CSV, or JSON with --json,
+    which adds the attestation compliance rates)."""
+    with cli_session() as session:
+        rows = reports.withdrawal_register(session)
+        compliance = reports.attestation_compliance(session, utcnow())
+    if as_json:
+        console.print_json(json.dumps({"notices": rows, "attestation_compliance": compliance}))
+    else:
+        typer.echo(reports.register_csv(rows, reports.WITHDRAWAL_REGISTER_COLUMNS), nl=False)

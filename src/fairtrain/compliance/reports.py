@@ -1,5 +1,6 @@
 """Compliance reports for operators and auditors: the records of processing activities
-(GDPR Art. 30) and the licence register.
+(GDPR Art. 30), the licence register, the withdrawal register and how promptly buyers
+attest deletion after a withdrawal.
 
 The records describe what the platform does with personal data, written once here (a
 reviewed code change, like the purpose tree), with the live figures that make them true
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +26,11 @@ from fairtrain.consent.evaluate import EEA
 from fairtrain.consent.models import CounterpartyInvite
 from fairtrain.ingest.models import Asset
 from fairtrain.licensing.models import Licence, LicenceItem, LicenceState
+from fairtrain.withdrawal.models import Notice, Withdrawal
 
-__all__ = ["LICENCE_REGISTER_COLUMNS", "licence_register", "licence_register_csv",
-           "records_of_processing"]  # fmt: skip
+__all__ = ["LICENCE_REGISTER_COLUMNS", "WITHDRAWAL_REGISTER_COLUMNS", "attestation_compliance",
+           "licence_register", "licence_register_csv", "records_of_processing", "register_csv",
+           "withdrawal_register"]  # fmt: skip
 
 LICENCE_REGISTER_COLUMNS = (
     "licence_id", "organisation", "organisation_jurisdiction", "dataset_id", "version_id",
@@ -201,11 +205,101 @@ def licence_register(session: Session) -> list[dict[str, Any]]:
 
 
 def licence_register_csv(rows: list[dict[str, Any]]) -> str:
+    return register_csv(rows, LICENCE_REGISTER_COLUMNS)
+
+
+def register_csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A register as CSV; cells that a spreadsheet would run as a formula are quoted."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(LICENCE_REGISTER_COLUMNS))
+    writer = csv.DictWriter(out, fieldnames=list(columns))
     writer.writeheader()
     for row in rows:
         writer.writerow(
             {k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()}
         )
     return out.getvalue()
+
+
+# -- withdrawals and deletion attestations ------------------------------------------------
+
+WITHDRAWAL_REGISTER_COLUMNS = (
+    "notice_id", "withdrawal_id", "withdrawn_at", "scope", "assets", "purpose", "organisation",
+    "licence_id", "state", "deadline_at", "acknowledged_at", "attested_at", "in_time",
+    "escalated_at", "suspended_at",
+)  # fmt: skip
+
+
+def withdrawal_register(session: Session) -> list[dict[str, Any]]:
+    """Every notice a withdrawal sent, newest first: which licence, what was asked, by
+    when, and where the buyer stands (notified, acknowledged, attested, overdue). Holds
+    ids and dates only, no personal content."""
+    rows = session.execute(
+        select(Notice, Withdrawal, Organisation.name)
+        .join(Withdrawal, Withdrawal.id == Notice.withdrawal_id)
+        .join(Organisation, Organisation.id == Notice.org_id)
+        .order_by(Notice.created_at.desc(), Notice.id)
+    )
+    return [
+        {
+            "notice_id": notice.id,
+            "withdrawal_id": withdrawal.id,
+            "withdrawn_at": withdrawal.created_at.isoformat(),
+            "scope": "everything" if withdrawal.everything else "assets",
+            "assets": len(notice.asset_ids),
+            "purpose": notice.purpose or "all",
+            "organisation": name,
+            "licence_id": notice.licence_id,
+            "state": str(notice.state),
+            "deadline_at": notice.deadline_at.isoformat(),
+            "acknowledged_at": _iso(notice.acknowledged_at),
+            "attested_at": _iso(notice.attested_at),
+            "in_time": notice.attested_at is not None and notice.attested_at <= notice.deadline_at,
+            "escalated_at": _iso(notice.escalated_at),
+            "suspended_at": _iso(notice.suspended_at),
+        }
+        for notice, withdrawal, name in rows
+    ]
+
+
+def attestation_compliance(session: Session, now: datetime) -> dict[str, Any]:
+    """Per buyer organisation: notices sent, attested in time, attested late, overdue
+    (deadline passed, no attestation) and still open; the rate is attested in time over
+    the notices whose deadline has passed or that were attested."""
+    organisations: dict[str, dict[str, Any]] = {}
+    for notice, name in session.execute(
+        select(Notice, Organisation.name).join(Organisation, Organisation.id == Notice.org_id)
+    ):
+        row = organisations.setdefault(
+            notice.org_id,
+            {"org_id": notice.org_id, "organisation": name, "notices": 0, "attested_in_time": 0,
+             "attested_late": 0, "overdue": 0, "open": 0, "suspended": 0},
+        )  # fmt: skip
+        row["notices"] += 1
+        if notice.suspended_at is not None:
+            row["suspended"] += 1
+        if notice.attested_at is not None:
+            late = notice.attested_at > notice.deadline_at
+            row["attested_late" if late else "attested_in_time"] += 1
+        elif notice.deadline_at <= now:
+            row["overdue"] += 1
+        else:
+            row["open"] += 1
+    rows = sorted(organisations.values(), key=lambda r: (r["organisation"], r["org_id"]))
+    for row in rows:
+        row["rate"] = _rate(row)
+    totals = {
+        key: sum(r[key] for r in rows)
+        for key in ("notices", "attested_in_time", "attested_late", "overdue", "open", "suspended")
+    }
+    return {"generated_at": now.isoformat(), "organisations": rows,
+            "totals": totals | {"rate": _rate(totals)}}  # fmt: skip
+
+
+def _rate(row: dict[str, Any]) -> float | None:
+    """In-time attestations over notices that are due (None when none is due yet)."""
+    due = row["attested_in_time"] + row["attested_late"] + row["overdue"]
+    return round(row["attested_in_time"] / due, 4) if due else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

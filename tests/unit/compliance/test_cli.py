@@ -64,3 +64,8 @@ def test_reports_print(user_id: str) -> None:
     assert json.loads(record.output)["activities"][0]["data_subjects"]["contributor"] == 1
     register = runner.invoke(app, ["compliance", "licence-register"])
     assert register.exit_code == 0 and register.output.startswith("licence_id,organisation")
+    withdrawals = runner.invoke(app, ["compliance", "withdrawal-register"])
+    assert withdrawals.exit_code == 0 and withdrawals.output.startswith("notice_id,withdrawal_id")
+    rates = runner.invoke(app, ["compliance", "withdrawal-register", "--json"])
+    assert rates.exit_code == 0
+    assert json.loads(rates.output)["attestation_compliance"]["totals"]["notices"] == 0
