@@ -55,6 +55,7 @@ from fairtrain.web.invite_pages import router as invite_pages_router
 from fairtrain.web.operator_pages import router as operator_pages_router
 from fairtrain.web.org_pages import router as org_pages_router
 from fairtrain.web.pages import router as pages_router
+from fairtrain.web.withdrawal_pages import router as withdrawal_pages_router
 from fairtrain.withdrawal.api import router as withdrawal_router
 
 __all__ = ["UPLOAD_PREFIXES", "create_app", "route_inventory"]
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(buyer_pages_router)
     app.include_router(contributor_pages_router)
     app.include_router(operator_pages_router)
+    app.include_router(withdrawal_pages_router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up.")

@@ -970,6 +970,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/operator/payouts"): Rule(OPERATOR, _with_form(_payable, currency=lambda: "EUR")),
     ("POST", "/operator/payouts/{batch_id}/mark-paid"): Rule(OPERATOR, _with_form(_batch)),
     ("GET", "/operator/trial-balance"): Rule(frozenset({"operator", "auditor"})),
+    ("GET", "/me/withdrawals"): Rule(CONTRIBUTOR),
+    ("POST", "/me/withdrawals"): Rule(CONTRIBUTOR, _page_form({"everything": "true"})),
+    ("GET", "/operator/attestations"): Rule(OPERATOR),
 }
 
 
