@@ -4,7 +4,9 @@
   quote and places the order; an operator confirms the payment; the buyer opens the
   licence and prepares the download;
 - the contributor whose photos were licensed sees who licensed them, for what, and what
-  they earned (the chart), and gives payout details.
+  they earned (the chart), and gives payout details;
+- the contributor withdraws a photo and sees the buyer notified; when the buyer lets the
+  deletion deadline pass, the operator sees the attestation overdue.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from datetime import timedelta
 
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tests import media_factory
 from tests.browser.a11y import serious_violations
@@ -24,6 +28,8 @@ from fairtrain.accounts.models import UserKind
 from fairtrain.accounts.passwords import PasswordPolicy
 from fairtrain.config import Settings
 from fairtrain.db import make_engine
+from fairtrain.withdrawal import notices
+from fairtrain.withdrawal.models import Notice
 
 
 def _accessible(page: Page) -> None:
@@ -152,7 +158,8 @@ def test_buyer_licenses_a_dataset_and_the_contributor_sees_it(
     # The operator confirms the transfer.
     operator_context = browser.new_context(viewport={"width": 1280, "height": 900})
     operator = operator_context.new_page()
-    _log_in(operator, live_server, _operator(live_settings))
+    operator_email = _operator(live_settings)
+    _log_in(operator, live_server, operator_email)
     operator.get_by_role("link", name="Payments to confirm").click()
     _accessible(operator)
     operator.get_by_label(f"Bank reference for {invoice}").fill("BANK-2026-0042")
@@ -198,3 +205,35 @@ def test_buyer_licenses_a_dataset_and_the_contributor_sees_it(
     _accessible(page)
     page.get_by_role("link", name="Campaigns", exact=True).click()
     _accessible(page)
+
+    # The contributor takes one photo back; the buyer is told at once.
+    page.get_by_role("link", name="Take back").click()
+    _accessible(page)
+    page.get_by_label(re.compile(photos[0])).check()
+    page.get_by_role("button", name="Withdraw").click()
+    expect(page.get_by_role("status")).to_contain_text("Withdrawn")
+    expect(page.get_by_role("cell", name=org)).to_be_visible()
+    expect(page.get_by_role("cell", name="notified")).to_be_visible()
+    _accessible(page)
+
+    # The buyer never attests; once the deadline passes (the escalation round, run as
+    # `fairtrain notices escalate` runs it) the operator sees the notice overdue.
+    engine = make_engine(live_settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            notice = session.scalars(select(Notice).order_by(Notice.created_at.desc())).first()
+            assert notice is not None
+            notices.escalate(session, live_settings, now=notice.deadline_at + timedelta(hours=1))
+            session.commit()
+    finally:
+        engine.dispose()
+    operator_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    operator = operator_context.new_page()
+    _log_in(operator, live_server, operator_email)
+    operator.get_by_role("link", name="Overdue attestations").click()
+    expect(operator.get_by_role("cell", name=org)).to_be_visible()
+    expect(operator.get_by_role("cell", name="overdue")).to_be_visible()
+    _accessible(operator)
+    operator_context.close()
+    page.reload()
+    expect(page.get_by_role("cell", name="overdue")).to_be_visible()
