@@ -29,10 +29,11 @@ from tests.factories import STRONG_PASSWORD, unique_email
 from tests.media_factory import png_bytes
 from tests.reliability.crash import Platform, kill_at_random, platform, quiet, trials
 
-from fairtrain.datasets.models import Dataset
+from fairtrain.datasets.models import Dataset, DatasetVersion
 from fairtrain.db import make_session_factory
 from fairtrain.ingest.models import Asset, AssetState
 from fairtrain.licensing.models import Licence, Order, OrderState
+from fairtrain.withdrawal.models import Notice, Withdrawal
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -237,9 +238,10 @@ def dataset_build(target: Platform, rng: random.Random) -> None:
         engine.dispose()
 
 
-def payment(target: Platform, rng: random.Random) -> None:
+def _ordered(target: Platform, rng: random.Random, photos: int) -> tuple[Person, dict[str, Any]]:
+    """A contributor's listed photos in a dataset a buyer has ordered (not yet paid)."""
     _, person = _contributor(target)
-    _listed(person, 3, seed=rng.randrange(10_000))
+    _listed(person, photos, seed=rng.randrange(10_000))
     _, buyer = _buyer(target)
     dataset = buyer.post(
         "/api/v1/datasets",
@@ -255,6 +257,11 @@ def payment(target: Platform, rng: random.Random) -> None:
         f"/api/v1/quotes/{quote.json()['id']}/orders",
         headers={"Idempotency-Key": f"crash-{rng.randrange(10**9)}"},
     ).json()
+    return person, order
+
+
+def payment(target: Platform, rng: random.Random) -> None:
+    _, order = _ordered(target, rng, 3)
     operator = _login(target, _operator(target))
     path = f"/api/v1/orders/{order['id']}/confirm-payment"
     thread, _ = _in_background(
@@ -299,6 +306,44 @@ def erasure(target: Platform, rng: random.Random) -> None:
     assert done.status_code == 200, done.text
 
 
+def withdrawal(target: Platform, rng: random.Random) -> None:
+    person, order = _ordered(target, rng, 3)
+    operator = _login(target, _operator(target))
+    paid = operator.post(
+        f"/api/v1/orders/{order['id']}/confirm-payment", json={"reference": order["invoice_number"]}
+    )
+    assert paid.status_code == 200, paid.text
+    gone = [a.id for a in _assets(target)][:1]
+    body = {"asset_ids": gone}
+    headers = {"X-CSRF-Token": person.csrf}
+    thread, _ = _in_background(
+        lambda: quiet(person.client.post, "/api/v1/withdrawals", json=body, headers=headers)
+    )
+    kill_at_random(target, rng, 0.4)
+    thread.join(timeout=30)
+    target.start()
+    # Whatever the kill interrupted, asking again ends with one withdrawal, one notice
+    # to the licensee and a dataset version without the asset.
+    person = _login(target, person_email(target, gone[0]))
+    again = person.client.post(
+        "/api/v1/withdrawals", json=body, headers={"X-CSRF-Token": person.csrf}
+    )
+    assert again.status_code in (200, 201), again.text
+    engine = target.engine()
+    try:
+        with make_session_factory(engine)() as session:
+            assert len(list(session.scalars(select(Withdrawal)))) == 1
+            notices = list(session.scalars(select(Notice)))
+            assert len(notices) == 1 and notices[0].asset_ids == gone
+            asset = session.get(Asset, gone[0])
+            assert asset is not None and asset.state == AssetState.WITHDRAWN
+            dataset = session.scalars(select(Dataset)).one()
+            latest = session.get(DatasetVersion, dataset.latest_version_id)
+            assert latest is not None and latest.reason == "withdrawal"
+    finally:
+        engine.dispose()
+
+
 def person_email(target: Platform, asset_id: str) -> str:
     from fairtrain.accounts.models import User
 
@@ -320,6 +365,7 @@ OPERATIONS = {
     "dataset_build": dataset_build,
     "payment": payment,
     "erasure": erasure,
+    "withdrawal": withdrawal,
 }
 
 
