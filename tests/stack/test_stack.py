@@ -4,7 +4,8 @@ Redis, moto S3, two API processes and two worker processes (``fairtrain.stack``)
 A contributor uploads on one API port and the *worker processes* process it; a buyer on
 the other port finds it in the catalogue, builds a dataset and orders it; an operator
 confirms payment; the export is built by a worker into S3 and downloaded from the first
-port, byte for byte as the export says. Also: migrations ran once for two API processes,
+port, byte for byte as the export says; the contributor withdraws and the buyer reads
+the notice. Also: migrations ran once for two API processes,
 and both serve readiness and metrics.
 """
 
@@ -126,6 +127,18 @@ def test_upload_to_download_across_processes(stack: Stack) -> None:
         response = downloader.get(entry["url"])
         assert response.status_code == 200, response.text[:300]
         assert hashlib.sha256(response.content).hexdigest() == entry["sha256"]
+
+    # The contributor withdraws (first port): the notice is written with the withdrawal,
+    # so the buyer reads it at once from the second port, and the asset left the catalogue.
+    withdrawn = contributor.client.post(
+        "/api/v1/withdrawals", json={"asset_ids": [asset_id]}, headers=contributor.headers()
+    )
+    assert withdrawn.status_code == 201, withdrawn.text
+    assert [b["licence_id"] for b in withdrawn.json()["buyers"]] == [licence_id]
+    feed = buyer.client.get("/api/v1/notices").json()["notices"]
+    assert [(n["licence_id"], n["asset_ids"]) for n in feed] == [(licence_id, [asset_id])]
+    gone = buyer.client.get("/api/v1/catalog", params={"modality": "image"}).json()
+    assert gone["items"] == []
     print(f"end to end in {time.monotonic() - began:.1f} s")
 
 
