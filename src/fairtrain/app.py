@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["operations"],
         summary="Prometheus metrics of this process (operators, or the metrics token).",
         response_class=PlainTextResponse,
+        responses={401: PROBLEM_RESPONSES[401], 403: PROBLEM_RESPONSES[403]},
     )
     async def metrics(request: Request, session: SessionDep) -> Response:
         if not _metrics_token_presented(request, settings):

@@ -317,4 +317,9 @@ def test_terms_changed_invalidates_open_and_consented_invites_only(
 
 
 def test_the_service_spells_the_part_kinds_as_the_redactors_do() -> None:
-    assert counterparty.PART_KINDS == (SENDER_PART, media.CHANNEL_PART, media.FACE_PART)
+    assert counterparty.PART_KINDS == (
+        SENDER_PART,
+        media.CHANNEL_PART,
+        media.FACE_PART,
+        media.SPEAKER_PART,
+    )
