@@ -38,7 +38,7 @@ from fairtrain.licensing.payments import method
 from fairtrain.licensing.policy import authorize_spend
 from fairtrain.money import format_money
 from fairtrain.web.charts import BarChart, bar_chart
-from fairtrain.web.pages import render
+from fairtrain.web.pages import in_person, render
 
 __all__ = ["router"]
 
@@ -62,11 +62,6 @@ SORTS = {
 }
 # Exclusions listed on the dataset page (the API lists them all).
 EXCLUSIONS_SHOWN = 50
-
-
-def _person(principal: Principal) -> bool:
-    """Pages are for people logged in; programs use the API with their key."""
-    return principal.via == "session" and principal.user_id is not None
 
 
 def purpose_choices() -> list[tuple[str, str]]:
@@ -99,7 +94,7 @@ def _search_params(query: QueryParams) -> CatalogParams:
 
 @router.get("/catalogue", response_class=HTMLResponse)
 def catalogue_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     org_id = authorize_catalog_read(principal)
     settings = request.app.state.settings
@@ -175,7 +170,7 @@ def _datasets_page(
 
 @router.get("/datasets", response_class=HTMLResponse)
 def datasets_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _datasets_page(request, principal, session)
 
@@ -225,7 +220,7 @@ def datasets_create(
     description: Annotated[str, Form(max_length=5000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     org_id = authorize_buyer(principal, BuyerAction.DATASETS_WRITE)
     settings = request.app.state.settings
@@ -394,7 +389,7 @@ def _dataset_page(
 def dataset_page(
     dataset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     dataset = _owned_dataset(principal, session, dataset_id)
     return _dataset_page(request, principal, session, dataset)
@@ -404,7 +399,7 @@ def dataset_page(
 def dataset_rebuild(
     dataset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     dataset = _owned_dataset(principal, session, dataset_id)
     try:
@@ -424,7 +419,7 @@ def dataset_quote(
     dataset_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     """A quote for the dataset's newest version."""
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     dataset = _owned_dataset(principal, session, dataset_id)
     org_id = authorize_buyer(principal, BuyerAction.LICENCES_WRITE)
@@ -483,7 +478,7 @@ def _quote_page(
 def quote_page(
     quote_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _quote_page(request, principal, session, quote_id)
 
@@ -497,7 +492,7 @@ def quote_order(
     idempotency_key: Annotated[str, Form(min_length=8, max_length=200)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     org_id = authorize_spend(principal)
     try:
@@ -523,7 +518,7 @@ def _buyer_org(principal: Principal) -> str:
 
 @router.get("/orders", response_class=HTMLResponse)
 def orders_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     org_id = _buyer_org(principal)
     return render(
@@ -539,7 +534,7 @@ def orders_page(request: Request, principal: PrincipalDep, session: SessionDep) 
 def order_page(
     order_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     order = licensing.get_order(session, order_id, _buyer_org(principal))
     licence = session.scalar(select(Licence).where(Licence.order_id == order.id))
@@ -561,7 +556,7 @@ def order_page(
 
 @router.get("/licences", response_class=HTMLResponse)
 def licences_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     org_id = _buyer_org(principal)
     licences = licensing.licences_of(session, org_id)
@@ -620,7 +615,7 @@ def _licence_page(
 def licence_page(
     licence_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _licence_page(request, principal, session, licence_id)
 
@@ -630,7 +625,7 @@ def licence_export(
     licence_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     """Ask for the licence's export (built in the background; asking again is harmless)."""
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     org_id = authorize_buyer(principal, BuyerAction.DOWNLOADS_READ)
     try:

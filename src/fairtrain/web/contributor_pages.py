@@ -22,15 +22,11 @@ from fairtrain.ledger.policy import LedgerAction, authorize_ledger
 from fairtrain.licensing import service as licensing
 from fairtrain.money import format_money, to_major
 from fairtrain.web.charts import BarChart, bar_chart
-from fairtrain.web.pages import render
+from fairtrain.web.pages import in_person, render
 
 __all__ = ["earnings_chart", "router"]
 
 router = APIRouter(include_in_schema=False)
-
-
-def _person(principal: Principal) -> bool:
-    return principal.via == "session" and principal.user_id is not None
 
 
 def _purpose_words(key: str) -> str:
@@ -40,7 +36,7 @@ def _purpose_words(key: str) -> str:
 
 @router.get("/me/licences", response_class=HTMLResponse)
 def my_licences_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     user_id = authorize_contributor(principal)
     return render(
@@ -115,7 +111,7 @@ def _earnings_page(
 
 @router.get("/me/earnings", response_class=HTMLResponse)
 def earnings_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _earnings_page(request, principal, session)
 
@@ -129,7 +125,7 @@ def payout_details_submit(
     iban: Annotated[str, Form(max_length=64)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     user_id = authorize_ledger(principal, LedgerAction.MANAGE_OWN_PAYOUT_DETAILS)
     try:
@@ -179,7 +175,7 @@ def _campaigns_page(
 
 @router.get("/campaigns", response_class=HTMLResponse)
 def campaigns_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _campaigns_page(request, principal, session)
 
@@ -193,7 +189,7 @@ def campaign_submit(
     asset_id: Annotated[str, Form(max_length=40)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     user_id = authorize_contributor(principal)
     try:

@@ -19,15 +19,11 @@ from fairtrain.ledger.policy import LedgerAction, authorize_ledger
 from fairtrain.licensing import service as licensing
 from fairtrain.licensing.models import OrderState
 from fairtrain.money import format_money
-from fairtrain.web.pages import render
+from fairtrain.web.pages import in_person, render
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-
-
-def _person(principal: Principal) -> bool:
-    return principal.via == "session" and principal.user_id is not None
 
 
 def _operator(principal: Principal) -> None:
@@ -63,7 +59,7 @@ def _orders_page(
 
 @router.get("/operator/orders", response_class=HTMLResponse)
 def operator_orders(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _orders_page(request, principal, session)
 
@@ -77,7 +73,7 @@ def operator_confirm(
     reference: Annotated[str, Form(max_length=140)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     _operator(principal)
     try:
@@ -122,7 +118,7 @@ def _payouts_page(
 
 @router.get("/operator/payouts", response_class=HTMLResponse)
 def operator_payouts(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _payouts_page(request, principal, session)
 
@@ -135,7 +131,7 @@ def operator_run_payouts(
     currency: Annotated[str, Form(max_length=3)] = "EUR",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     authorize_ledger(principal, LedgerAction.RUN_PAYOUTS)
     try:
@@ -155,7 +151,7 @@ def operator_run_payouts(
 def operator_mark_paid(
     batch_id: str, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     authorize_ledger(principal, LedgerAction.RUN_PAYOUTS)
     try:
@@ -170,7 +166,7 @@ def operator_mark_paid(
 def operator_trial_balance(
     request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     authorize_ledger(principal, LedgerAction.READ_TRIAL_BALANCE)
     return render(

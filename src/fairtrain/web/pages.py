@@ -22,9 +22,14 @@ from fairtrain.deps import (
 from fairtrain.errors import DomainError, InvalidInput
 from fairtrain.web.csrf import check_anonymous_form, form_token
 
-__all__ = ["check_form", "render", "router"]
+__all__ = ["check_form", "in_person", "render", "router"]
 
 router = APIRouter(include_in_schema=False)
+
+
+def in_person(principal: Principal) -> bool:
+    """Logged in with a session (pages are for people; API keys and nobody go to /login)."""
+    return principal.via == "session" and principal.user_id is not None
 
 
 def render(

@@ -22,7 +22,7 @@ from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.errors import DomainError
 from fairtrain.ingest import service as ingest
 from fairtrain.ingest.models import AssetState
-from fairtrain.web.pages import render
+from fairtrain.web.pages import in_person, render
 from fairtrain.withdrawal import notices as notice_service
 from fairtrain.withdrawal import service
 from fairtrain.withdrawal.api import EXPLANATION
@@ -33,10 +33,6 @@ router = APIRouter(include_in_schema=False)
 
 # Offered in the form: what is not already gone from every use.
 _GONE = frozenset({AssetState.WITHDRAWN, AssetState.ERASED, AssetState.REJECTED})
-
-
-def _person(principal: Principal) -> bool:
-    return principal.via == "session" and principal.user_id is not None
 
 
 def _withdrawals_page(
@@ -78,7 +74,7 @@ def _withdrawals_page(
 
 @router.get("/me/withdrawals", response_class=HTMLResponse)
 def withdrawals_page(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     return _withdrawals_page(request, principal, session)
 
@@ -93,7 +89,7 @@ def withdraw_submit(
     purpose: Annotated[str, Form(max_length=60)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     owner_id = authorize_contributor(principal)
     chosen = frozenset(asset_id or ())
@@ -120,7 +116,7 @@ def withdraw_submit(
 def overdue_attestations(
     request: Request, principal: PrincipalDep, session: SessionDep
 ) -> Response:
-    if not _person(principal):
+    if not in_person(principal):
         return RedirectResponse("/login", status_code=303)
     authorize_staff(principal, allow=frozenset({UserKind.OPERATOR}))
     overdue = notice_service.escalated_notices(session)
