@@ -26,10 +26,11 @@ import binascii
 import hashlib
 import json
 import os
+import threading
 from binascii import hexlify
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
 from operator import add, getitem
@@ -362,17 +363,27 @@ def _strict_line_ok(line: bytes) -> bool:
     return _canonical_or_none(record) == line
 
 
-def _event_chunks(path: Path, file_hash: Any) -> Iterator[list[bytes]]:
-    """Lists of lines of the events file, read in large chunks that also feed its digest."""
+def _event_chunks(path: Path) -> Iterator[list[bytes]]:
+    """Lists of lines of the events file, read in large chunks."""
     rest = b""
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
-            file_hash.update(chunk)
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             yield lines
     if rest:
         yield [rest + b"\x00"]  # an unterminated last line can never pass the layout check
+
+
+def _file_sha256(path: Path, stop: threading.Event) -> str:
+    """The file's SHA-256, read in large chunks: hashlib lets go of the GIL for each one,
+    so in a thread of its own this runs beside the event checks, on another core.
+    Gives up (with an empty answer) once ``stop`` is set: the checks failed already."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while not stop.is_set() and (chunk := handle.read(_CHUNK)):
+            digest.update(chunk)
+    return "" if stop.is_set() else digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,9 +552,23 @@ def _check_lines_one_by_one(
 
 
 def _check_block(
-    block: bytes, seq: int, prev: bytes, signed_upto: int, boundaries: frozenset[int]
+    path: str,
+    offset: int,
+    length: int,
+    seq: int,
+    prev: bytes,
+    signed_upto: int,
+    boundaries: frozenset[int],
 ) -> _Checked:
-    """A worker process's task: a block of whole lines, as read from the file."""
+    """A worker process's task: a block of whole lines, read from the file by the worker
+    itself (only the block's place crosses the process boundary, not its bytes)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        block = os.pread(descriptor, length, offset)
+    finally:
+        os.close(descriptor)
+    if len(block) != length:  # the file shrank under us: report it as a broken line
+        block += b"\x00"
     return _check_lines(block.split(b"\n"), seq, prev, signed_upto, boundaries)
 
 
@@ -643,39 +668,50 @@ class _EventScan:
         self.next_checkpoint += 1
 
 
-def _event_blocks(path: Path, file_hash: Any) -> Iterator[tuple[bytes, int, bytes]]:
-    """Blocks of whole lines with their line count and the last line's (unchecked) event
-    hash, which is the next block's expected ``prev_hash``."""
+def _event_blocks(path: Path) -> Iterator[tuple[int, int, int, bytes]]:
+    """Blocks of whole lines as (offset, length, line count, the last line's unchecked
+    event hash, which is the next block's expected ``prev_hash``)."""
     rest = b""
+    offset = 0
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
-            file_hash.update(chunk)
             data = rest + chunk
             cut = data.rfind(b"\n")
             if cut < 0:
                 rest = data
                 continue
-            block, rest = data[:cut], data[cut + 1 :]
-            last = block[block.rfind(b"\n") + 1 :]
+            start = data.rfind(b"\n", 0, cut) + 1
+            last = data[start:cut]
             i = last.find(b'},"hash":"', _MIN_EVENT_END)
-            yield block, block.count(b"\n") + 1, last[i + 10 : i + 74]
+            yield offset, cut, data.count(b"\n", 0, cut) + 1, last[i + 10 : i + 74]
+            offset += cut + 1
+            rest = data[cut + 1 :]
     if rest:
-        yield rest + b"\x00", 1, b""  # an unterminated last line can never pass
+        yield offset, len(rest) + 1, 1, b""  # one byte past the end: can never pass
 
 
-def _scan_in_parallel(path: Path, file_hash: Any, scan: _EventScan, processes: int) -> None:
+def _scan_in_parallel(path: Path, scan: _EventScan, processes: int) -> None:
     """Blocks checked by ``processes`` worker processes, folded into the chain in order
     (a bounded number in flight, so memory stays flat)."""
     pending: deque[Future[_Checked]] = deque()
     seq, prev = scan.seq, scan.prev
     with ProcessPoolExecutor(max_workers=processes) as pool:
         try:
-            for block, count, last in _event_blocks(path, file_hash):
+            for offset, length, count, last in _event_blocks(path):
                 boundaries = frozenset(
                     c.tree_size for c in scan.checkpoints if seq < c.tree_size <= seq + count
                 )
                 pending.append(
-                    pool.submit(_check_block, block, seq, prev, scan.signed_upto, boundaries)
+                    pool.submit(
+                        _check_block,
+                        str(path),
+                        offset,
+                        length,
+                        seq,
+                        prev,
+                        scan.signed_upto,
+                        boundaries,
+                    )
                 )
                 seq, prev = seq + count, last
                 if len(pending) > 2 * processes:
@@ -698,15 +734,20 @@ def _verify_events(
     if not path.is_file():
         raise _Bad(f"{EVENTS_FILE} is missing")
     scan = _EventScan(checkpoints)
-    file_hash = hashlib.sha256()
-    try:
-        if processes > 1:
-            _scan_in_parallel(path, file_hash, scan, processes)
-        else:
-            for lines in _event_chunks(path, file_hash):
-                scan.scan(lines)
-    finally:
-        progress.events = scan.seq
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        file_digest = hasher.submit(_file_sha256, path, stop)
+        try:
+            if processes > 1:
+                _scan_in_parallel(path, scan, processes)
+            else:
+                for lines in _event_chunks(path):
+                    scan.scan(lines)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            progress.events = scan.seq
     seq = scan.seq
     progress.unsigned = max(0, seq - scan.signed_upto)
     if scan.signed_upto > seq:
@@ -718,7 +759,7 @@ def _verify_events(
         )
     if manifest["events"] != seq:
         raise _Bad(f"{MANIFEST_FILE} counts {manifest['events']} events, {EVENTS_FILE} has {seq}")
-    _check_file_digest(manifest, EVENTS_FILE, file_hash.hexdigest())
+    _check_file_digest(manifest, EVENTS_FILE, file_digest.result())
 
 
 def verify_export(
