@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,87 @@ def test_a_leak_names_the_licence_and_organisation_it_came_from(
     assert unknown.verdict.licence_id is None
     assert unknown.files[0].matched_by == "every_delivery"
     assert unknown.files[0].candidates == 4  # two pictures in each of two licences
+
+
+def _scrubbed_shard(shard: Path, target: Path) -> list[str]:
+    """The shard's samples in its order, each replaced by random bytes: no mark, no
+    matching digest or fingerprint is left, only the keys and the order. Its keys."""
+    keys: list[str] = []
+    with tarfile.open(shard) as source, tarfile.open(target, "w") as sink:
+        for number, member in enumerate(source):
+            if member.name.endswith(".json") and member.name.count(".") == 1:
+                continue
+            body = random.Random(number).randbytes(2048)
+            info = tarfile.TarInfo(member.name)
+            info.size = len(body)
+            sink.addfile(info, io.BytesIO(body))
+            keys.append(member.name.split(".", 1)[0])
+    return keys
+
+
+def test_a_leaked_shard_is_traced_sample_by_sample_and_by_its_order(
+    licensed: Delivery, db: Session, app: Any, make_client: Any, tmp_path: Path
+) -> None:
+    rival = sign_up_buyer(make_client(), org_name="Rival Labs")
+    theirs = buy(rival, licensed.operator, DATASET)
+    rival_key = ok(
+        rival.client.post(
+            f"/api/v1/orgs/{rival.org_id}/api-keys",
+            json={"name": "rival", "scopes": ["downloads:read"]},
+            headers=rival.headers(),
+        ),
+        201,
+    )["secret"]
+    ours = _pull(make_client(), licensed.api_key, licensed.licence_id, tmp_path / "ours")
+    _pull(make_client(), rival_key, theirs, tmp_path / "theirs")
+    assets = set(licensed.assets.values())
+
+    # The whole WebDataset shard, as a licensee would re-upload it.
+    (shard,) = sorted((ours / "webdataset").glob("*.tar"))
+    report = trace_leak(db, app.state.settings, [shard])
+    assert report.verdict.licence_id == licensed.licence_id
+    assert report.organisations[licensed.licence_id] == "Garden Vision Labs"
+    assert len(report.files) == len(assets)  # the description members are not samples
+    assert all(f.result.path.startswith(f"{shard}:") for f in report.files)
+    assert {a for f in report.files for a in f.assets} == assets
+    assert report.order is not None
+    per_candidate = report.order.details["per_candidate"]
+    assert per_candidate[licensed.licence_id] == {
+        "items_compared": len(assets),
+        "items_not_delivered": 0,
+        "inversions": 0,
+    }
+    assert set(per_candidate) == {licensed.licence_id, theirs}
+
+    # The Parquet shard: one sample per row, the same answer.
+    (table,) = sorted((ours / "data").glob("*.parquet"))
+    from_rows = trace_leak(db, app.state.settings, [table])
+    assert from_rows.verdict.licence_id == licensed.licence_id
+    assert [f.result.path for f in from_rows.files] == [
+        f"{table}:row {n}" for n in range(len(assets))
+    ]
+    assert from_rows.order is not None
+    assert from_rows.order.details["per_candidate"][licensed.licence_id]["inversions"] == 0
+
+    # Every sample scrubbed of its content: only the keys and their order are left, and
+    # the order alone is our delivery's exactly (p = 1/6!, not enough to name anyone).
+    scrubbed = tmp_path / "scrubbed.tar"
+    keys = _scrubbed_shard(shard, scrubbed)
+    assert set(keys) == assets
+    bare = trace_leak(db, app.state.settings, [scrubbed])
+    assert bare.order is not None
+    ranked = {s.licence_id: s.p_value for s in bare.order.scores}
+    assert ranked[licensed.licence_id] == pytest.approx(1 / 720)
+    assert bare.order.details["per_candidate"][licensed.licence_id]["inversions"] == 0
+    assert bare.as_dict()["order"]["method"] == "sample_order"
+
+    # A broken shard is one unusable sample, not a crash.
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
+    unusable = trace_leak(db, app.state.settings, [broken])
+    assert unusable.verdict.licence_id is None
+    assert unusable.files[0].result.error is not None
+    assert "cannot be read" in unusable.files[0].result.error
 
 
 def test_the_trace_and_shred_commands_run_against_the_database(

@@ -8,9 +8,13 @@ round-trips where a round trip is defined.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import tarfile
+import tempfile
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +22,7 @@ from hypothesis import strategies as st
 
 from fairtrain.consent.odrl import ODRL_CONTEXT_URL, PolicyError, parse_policy, serialise_policy
 from fairtrain.consent.templates import TEMPLATES, build_template
+from fairtrain.delivery.leaked import leaked_items
 from fairtrain.errors import InvalidInput
 from fairtrain.ingest.chats import parse_chat
 from fairtrain.ingest.tus import parse_metadata
@@ -222,3 +227,44 @@ def test_every_template_round_trips(key: str, cents: int) -> None:
         key, uid="urn:fairtrain:policy:t", target=None, price=Decimal(cents) / 100, currency="EUR"
     )
     assert parse_policy(json.dumps(serialise_policy(policy))) == policy
+
+
+# -- leaked shards given to `fairtrain trace` ---------------------------------------------
+
+
+def _valid_shard() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, body in (("ast_a.jpg", b"\xff\xd8\xff" * 40), ("ast_a.json", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+VALID_SHARD = _valid_shard()
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.binary(max_size=2048),
+        st.builds(lambda n: VALID_SHARD[:n], st.integers(0, len(VALID_SHARD))),
+        st.builds(
+            lambda at, value: VALID_SHARD[:at] + bytes([value]) + VALID_SHARD[at + 1 :],
+            st.integers(0, len(VALID_SHARD) - 1),
+            st.integers(0, 255),
+        ),
+        st.builds(lambda body: b"PAR1" + body + b"PAR1", st.binary(min_size=4, max_size=512)),
+    )
+)
+def test_any_leaked_file_opens_as_samples_or_says_why_not(data: bytes) -> None:
+    """A leak is hostile input: whatever its bytes, opening it yields samples (each with
+    a readable scratch file) or unusable ones with a reason, never an exception."""
+    with tempfile.TemporaryDirectory() as directory:
+        leak = Path(directory) / "leak.bin"
+        leak.write_bytes(data)
+        for item in leaked_items([leak]):
+            assert (item.path is None) == (item.error is not None)
+            if item.path is not None:
+                assert item.path.is_file()

@@ -46,6 +46,14 @@ def _show(report: LeakTrace) -> None:
             note,
         )
     console.print(table)
+    if report.order is not None:
+        placed = report.order.details.get("per_candidate", {})
+        best = report.order.scores[0].licence_id if report.order.scores else None
+        compared = placed.get(best, {}).get("items_compared", 0) if best else 0
+        console.print(
+            f"Sample order: {compared} samples compared with each licence's delivered "
+            f"order; best {best or '—'} (p-value {report.order.p_value:.2g})"
+        )
     overall = report.verdict
     if overall.licence_id:
         console.print(

@@ -20,12 +20,13 @@ survives and what it does not is stated here and measured in docs/watermark.md:
   reordering keep it; NFKC normalisation or collapsing whitespace removes channel 2,
   quote "straightening" removes channel 1, and any retyping or paraphrase removes all.
 - **Canary records** (:func:`canary_texts`): keyed, unique, natural-looking sentences
-  that one licence's delivery includes and no other's; finding one is near-certain
-  evidence.
-- **Order and shards** (:func:`licence_order`, :func:`shard_of`): each licence gets its
-  own sample order and shard assignment; :func:`subset_evidence` and
-  :func:`shard_evidence` test a leaked subset against them. Re-sorting or re-sharding
-  the leak removes this evidence.
+  for one licence only; finding one is near-certain evidence. The exporter does not add
+  them (a fake record in a buyer's training data needs the buyer's agreement); an
+  operator who agrees it with a buyer adds them, and ``detect_text`` finds them.
+- **Order** (:func:`licence_order`): each licence's delivery has its own sample order
+  (its shards are consecutive runs of it); :func:`subset_evidence` tests a leaked subset
+  against it, and ``fairtrain trace`` does so for every leak it can place in order (a
+  whole shard). Re-sorting or shuffling the leak removes this evidence.
 
 Every detector returns a :class:`~fairtrain.delivery.watermark.Detection` whose p-value
 is the chance of the observed agreement for a licence that did not produce the copy.
@@ -65,15 +66,12 @@ __all__ = [
     "mark_audio",
     "mark_text",
     "resample",
-    "shard_evidence",
-    "shard_of",
     "subset_evidence",
 ]
 
 AUDIO_METHOD = "audio_spread_spectrum"
 TEXT_METHOD = "text_variants"
 ORDER_METHOD = "sample_order"
-SHARD_METHOD = "shard_assignment"
 
 AUDIO_RATE = 16_000  # detection rate; the mark lives in 150–7000 Hz, below its Nyquist
 AUDIO_TILE_SECONDS = 1
@@ -472,13 +470,6 @@ def licence_order(item_ids: Sequence[str], *, key: bytes) -> list[str]:
     return sorted(item_ids, key=lambda item: _digest(key, "order", item))
 
 
-def shard_of(item_id: str, *, key: bytes, shards: int) -> int:
-    """The shard (0..shards-1) this licence's delivery puts an item in."""
-    if shards < 1:
-        raise InvalidInput("A delivery has at least one shard.", code="invalid_shard_count")
-    return _keyed_int(key, "shard", item_id) % shards
-
-
 def _inversions(ranks: Sequence[int]) -> int:
     """Pairs out of order, by merge sort (O(n log n))."""
 
@@ -553,22 +544,3 @@ def subset_evidence(
             "inversions": inversions,
         }
     return decide(ORDER_METHOD, scores, details={"per_candidate": details})
-
-
-def shard_evidence(
-    leaked_shards: Mapping[str, int], candidates: Mapping[str, bytes], *, shards: int
-) -> Detection:
-    """Do leaked items sit in the shards one licence's delivery put them in?
-
-    ``leaked_shards`` maps item id to the shard number the leak holds it in (from the
-    shard file names). By chance an item matches with probability 1/``shards``.
-    """
-    scores = []
-    for licence_id, key in candidates.items():
-        matched = sum(
-            shard_of(item, key=key, shards=shards) == shard for item, shard in leaked_shards.items()
-        )
-        log_p = _log_binomial_tail(matched, len(leaked_shards), 1 / shards) if shards > 1 else 0.0
-        p_value = max(math.exp(log_p), 1e-300)
-        scores.append(CandidateScore(licence_id, -math.log10(p_value), p_value))
-    return decide(SHARD_METHOD, scores, details={"items": len(leaked_shards), "shards": shards})

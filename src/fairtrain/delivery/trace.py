@@ -210,11 +210,21 @@ def trace_files(
     return results
 
 
-def verdict(results: Sequence[TraceResult], *, threshold: float = ATTRIBUTION_P_VALUE) -> Verdict:
-    """The licence a set of files points to, with their combined evidence."""
+def verdict(
+    results: Sequence[TraceResult],
+    *,
+    threshold: float = ATTRIBUTION_P_VALUE,
+    extra: Sequence[Detection] = (),
+) -> Verdict:
+    """The licence a set of files points to, with their combined evidence.
+
+    ``extra`` is evidence about the set rather than one file (the order the leak keeps
+    its samples in): independent of each file's mark under "not this licence", so it is
+    joined to the files' p-values the same way.
+    """
     evidence = [r.detection for r in results if r.detection is not None and r.detection.scores]
     per_candidate: dict[str, list[float]] = {}
-    for detection in evidence:
+    for detection in [*evidence, *(d for d in extra if d.scores)]:
         for score in detection.scores:
             per_candidate.setdefault(score.licence_id, []).append(score.p_value)
     combined = {

@@ -17,6 +17,12 @@ gathered per licence: a licence's p-value is its best candidate's times the numb
 candidates (Bonferroni within the licence; ``decide`` then corrects across licences), so
 searching many assets never makes a false attribution likelier than the stated bound.
 ``verdict`` combines the files as ``fairtrain trace --candidates`` does.
+
+A leaked shard (a WebDataset tar, a Parquet file) is traced sample by sample
+(``delivery.leaked``), and the order its samples come in is one more piece of evidence:
+each licence's delivery has its own keyed order (``fingerprint.licence_order``), so a
+leak that keeps it names the licence even when none of its samples carries a mark (PDFs,
+or marks scrubbed away); see ``_leak_order``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +39,23 @@ from sqlalchemy.orm import Session
 
 from fairtrain.accounts.models import Organisation
 from fairtrain.config import Settings
-from fairtrain.delivery.fingerprint import AUDIO_METHOD, TEXT_METHOD
-from fairtrain.delivery.keys import watermark_key, watermark_secret
+from fairtrain.delivery.fingerprint import (
+    AUDIO_METHOD,
+    TEXT_METHOD,
+    licence_order,
+    subset_evidence,
+)
+from fairtrain.delivery.keys import licence_key, watermark_key, watermark_secret
+from fairtrain.delivery.leaked import leaked_items
 from fairtrain.delivery.models import DeliveredItem
 from fairtrain.delivery.trace import TraceResult, Verdict, classify, trace_file, verdict
-from fairtrain.delivery.watermark import IMAGE_METHOD, VIDEO_METHOD, CandidateScore, decide
+from fairtrain.delivery.watermark import (
+    IMAGE_METHOD,
+    VIDEO_METHOD,
+    CandidateScore,
+    Detection,
+    decide,
+)
 from fairtrain.ingest import fingerprints
 from fairtrain.licensing.models import Licence
 
@@ -51,6 +69,8 @@ _METHODS = {
     "text": TEXT_METHOD,
 }
 CANDIDATE_BATCH = 64
+# Fewer placed samples than this say nothing useful about order (3! = 6 orders).
+MIN_ORDER_SAMPLES = 3
 _SEPARATOR = "|"
 
 
@@ -70,6 +90,8 @@ class LeakTrace:
     files: list[FileTrace]
     verdict: Verdict
     organisations: dict[str, str] = field(default_factory=dict)  # licence -> licensee
+    # Whether the samples sit in one licence's delivered order (None: too few placed).
+    order: Detection | None = None
 
     def as_dict(self) -> dict[str, Any]:
         def organisation(licence_id: str | None) -> str | None:
@@ -87,6 +109,7 @@ class LeakTrace:
                 }
                 for f in self.files
             ],
+            "order": self.order.as_dict() if self.order else None,
             "verdict": {
                 **self.verdict.as_dict(),
                 "organisation": organisation(self.verdict.licence_id),
@@ -215,7 +238,9 @@ def _trace_one(
         note = "not a picture, video, recording or text"
         if identical:
             note += "; byte-identical to a delivered copy (see identical_to)"
-        return FileTrace(TraceResult(str(path), kind, error=note), "none", (), 0, identical)
+        assets = tuple(sorted({asset for _, asset, _ in exact}))
+        matched = "exact_copy" if assets else "none"
+        return FileTrace(TraceResult(str(path), kind, error=note), matched, assets, 0, identical)
     matched_by = "exact_copy"
     pairs = sorted({(licence, asset) for licence, asset, _ in exact})
     if not pairs:
@@ -238,6 +263,36 @@ def _trace_one(
     return FileTrace(result, matched_by, assets, scored, identical)
 
 
+def _leak_order(
+    session: Session, secret: bytes, samples: Sequence[tuple[str | None, FileTrace]]
+) -> Detection | None:
+    """Does the leak keep one licence's sample order? (``fingerprint.subset_evidence``)
+
+    Each sample is placed by the key its shard names it by when that is a delivered
+    asset, else by the one asset its bytes matched; the leak's order is then tested
+    against the order each licence that received at least two of them was delivered
+    them in (``licence_order`` of the licence's own key, as the build wrote it).
+    """
+    keys = sorted({key for key, _ in samples if key})
+    known = {asset for _, asset in _pairs_for_assets(session, keys)} if keys else set()
+    order: list[str] = []
+    for key, traced in samples:
+        asset = key if key in known else (traced.assets[0] if len(traced.assets) == 1 else None)
+        if asset is not None and asset not in order:
+            order.append(asset)
+    if len(order) < MIN_ORDER_SAMPLES:
+        return None
+    delivered: dict[str, list[str]] = defaultdict(list)
+    for licence, asset in _pairs_for_assets(session, order):
+        delivered[licence].append(asset)
+    orders = {
+        licence: licence_order(assets, key=licence_key(secret, licence))
+        for licence, assets in delivered.items()
+        if len(assets) >= 2
+    }
+    return subset_evidence(order, orders) if orders else None
+
+
 def trace_leak(
     session: Session,
     settings: Settings,
@@ -246,23 +301,35 @@ def trace_leak(
     batch: int = CANDIDATE_BATCH,
     progress: Callable[[Path], None] | None = None,
 ) -> LeakTrace:
-    """Trace each file against the licences that could have received it; byte-identical
-    copies are counted once (``duplicate_of``)."""
+    """Trace each sample of the leak against the licences that could have received it.
+
+    ``paths`` may be loose files or whole shards (WebDataset tars, Parquet files), which
+    are traced sample by sample, in order (``delivery.leaked``); byte-identical copies are
+    counted once (``duplicate_of``); the order the samples come in is evidence too."""
     secret = watermark_secret(settings)
     seen: dict[str, str] = {}
     traced: list[FileTrace] = []
-    for path in map(Path, paths):
-        digest = _sha256(path)
+    placed: list[tuple[str | None, FileTrace]] = []
+    for item in leaked_items(list(map(Path, paths))):
+        if item.path is None:
+            result = TraceResult(item.label, "unsupported", error=item.error)
+            traced.append(FileTrace(result, "none", (), 0))
+            continue
+        digest = _sha256(item.path)
         if digest is not None and digest in seen:
-            result = TraceResult(str(path), classify(path), duplicate_of=seen[digest])
+            result = TraceResult(item.label, classify(item.path), duplicate_of=seen[digest])
             traced.append(FileTrace(result, "none", (), 0))
         else:
             if digest is not None:
-                seen[digest] = str(path)
-            traced.append(_trace_one(session, secret, path, digest, batch))
+                seen[digest] = item.label
+            one = _trace_one(session, secret, item.path, digest, batch)
+            one = replace(one, result=replace(one.result, path=item.label))
+            traced.append(one)
+            placed.append((item.key, one))
         if progress is not None:
-            progress(path)
-    overall = verdict([f.result for f in traced])
+            progress(item.path)
+    order = _leak_order(session, secret, placed)
+    overall = verdict([f.result for f in traced], extra=[order] if order else [])
     named = {f.result.licence_id for f in traced if f.result.licence_id}
     named |= set(overall.combined) | ({overall.licence_id} if overall.licence_id else set())
     rows = session.execute(
@@ -271,4 +338,4 @@ def trace_leak(
         .where(Licence.id.in_(sorted(named)))
     )
     organisations = {str(licence): str(name) for licence, name in rows}
-    return LeakTrace(traced, overall, organisations)
+    return LeakTrace(traced, overall, organisations, order)

@@ -31,8 +31,6 @@ from fairtrain.delivery.fingerprint import (
     mark_audio,
     mark_text,
     resample,
-    shard_evidence,
-    shard_of,
     subset_evidence,
 )
 from fairtrain.delivery.watermark import ATTRIBUTION_P_VALUE
@@ -309,16 +307,6 @@ def test_inversions_match_the_pairwise_count(permutation: list[int]) -> None:
 def test_large_subsets_use_the_normal_approximation() -> None:
     assert _order_p_value(1000, 0) < 1e-100
     assert _order_p_value(1000, 1000 * 999 // 4) == pytest.approx(0.5, abs=0.01)
-
-
-def test_shards_point_to_the_licence() -> None:
-    leaked = {item: shard_of(item, key=KEYS[LICENCES[2]], shards=16) for item in ITEMS[:30]}
-    assert all(0 <= shard < 16 for shard in leaked.values())
-    assert shard_evidence(leaked, KEYS, shards=16).licence_id == LICENCES[2]
-    everything_in_zero = dict.fromkeys(ITEMS[:30], 0)
-    assert shard_evidence(everything_in_zero, KEYS, shards=16).licence_id is None
-    with pytest.raises(InvalidInput):
-        shard_of("x", key=KEYS[LICENCES[0]], shards=0)
 
 
 def test_audio_file_written_and_read_back_keeps_the_mark(
