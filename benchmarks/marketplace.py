@@ -118,12 +118,26 @@ def _match_models(engine: Engine) -> None:
         for table in tables[1:]:
             table.drop(connection, checkfirst=True)
             table.create(connection)
-        declared = {index.name for index in CatalogEntry.__table__.indexes}
-        present = {i["name"] for i in inspect(connection).get_indexes("catalog_entries")}
-        for name in sorted(present - declared):
-            connection.execute(text(f'DROP INDEX "{name}"'))
+        declared = {
+            index.name: (
+                [column.name for column in index.columns],
+                list(index.dialect_options["postgresql"]["include"] or []),
+            )
+            for index in CatalogEntry.__table__.indexes
+        }
+        present = {
+            found["name"]: (
+                found["column_names"],
+                list(found.get("dialect_options", {}).get("postgresql_include", [])),
+            )
+            for found in inspect(connection).get_indexes("catalog_entries")
+        }
+        for name, shape in present.items():
+            if declared.get(name) != shape:
+                connection.execute(text(f'DROP INDEX "{name}"'))
         for index in CatalogEntry.__table__.indexes:
-            if index.name not in present:
+            if present.get(str(index.name)) != declared[index.name]:
+                print(f"creating index {index.name}")
                 index.create(connection)
     with make_session_factory(engine)() as session, session.begin():
         catalog.rebuild_facets(session)
@@ -135,8 +149,8 @@ def _vacuum(engine: Engine) -> None:
     and the visibility map that lets an index-only scan skip the heap."""
     if engine.dialect.name != "postgresql":
         return
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables
-                       if t.name.startswith("catalog_") or t.name in ("assets", "asset_policies"))  # fmt: skip
+    names = [t.name for t in Base.metadata.sorted_tables]
+    tables = ", ".join(n for n in names if n.startswith("catalog_") or n in ("assets", "users"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text(f"VACUUM ANALYZE {tables}"))
 
@@ -262,6 +276,12 @@ def _queries(rng: random.Random, now: datetime, n: int) -> list[catalog.CatalogQ
     return queries
 
 
+def _shape(query: catalog.CatalogQuery) -> str:
+    named = [name for name, wanted in (("kind", query.modalities), ("language", query.languages),
+             ("demographics", query.genders), ("licence", query.licence)) if wanted]  # fmt: skip
+    return " + ".join(named)
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -307,16 +327,22 @@ def main() -> None:
             rng = random.Random(11)
             now = datetime.now(UTC)
             latencies = []
+            shapes: dict[str, list[float]] = {}
             for query in _queries(rng, now, args.queries):
                 began = time.perf_counter()
                 page = catalog.search(session, settings, query, limit=50)
                 latencies.append(time.perf_counter() - began)
+                shapes.setdefault(_shape(query), []).append(latencies[-1])
                 assert page.evaluated_in_full == 0  # every generated policy is exact
             p50, p95 = _percentile(latencies, 0.5), _percentile(latencies, 0.95)
             print(f"catalogue search ({args.queries} queries, page + facets): "
                   f"p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
                   f"(one full scan of the table: {scan * 1000:.1f} ms; "
                   f"p95 = {p95 / scan:.2f}x one scan)")  # fmt: skip
+            for shape, times in sorted(shapes.items()):
+                print(f"  {shape}: {len(times)} queries, p50 "
+                      f"{_percentile(times, 0.5) * 1000:.1f} ms, p95 "
+                      f"{_percentile(times, 0.95) * 1000:.1f} ms")  # fmt: skip
         if args.no_build:
             return
         # A build over about a tenth of the catalogue: English audio.
