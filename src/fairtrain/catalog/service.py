@@ -161,37 +161,50 @@ def _add_count(
     table: type[CatalogFacet] | type[CatalogFacetMargin],
     cell: str,
     key: dict[str, Any],
+    entries: int,
     ms: int,
-    sign: int,
 ) -> None:
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = upsert(table).values(cell=cell, **key, entries=sign, duration_ms=sign * ms)
+    statement = upsert(table).values(cell=cell, **key, entries=entries, duration_ms=ms)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=[table.cell],
-            set_={"entries": table.entries + sign, "duration_ms": table.duration_ms + sign * ms},
+            set_={"entries": table.entries + entries, "duration_ms": table.duration_ms + ms},
         )
     )
-    if sign < 0:
+    if entries < 0:
         session.execute(delete(table).where(table.cell == cell, table.entries == 0))
 
 
-def _count_in_facets(session: Session, values: tuple[Any, ...], ms: int, sign: int) -> None:
-    """Add (sign 1) or remove (sign -1) one entry to its cell and its margins, atomically.
+def _count_in_facets(session: Session, *moves: tuple[tuple[Any, ...], int, int]) -> None:
+    """Add (sign 1) or remove (sign -1) entries, each ``(cell values, ms, sign)``, to
+    their cells and margins, atomically.
 
     An upsert with ``entries = entries + 1``: two transactions counting into the same
-    cell queue on its row lock instead of losing a count.
+    cell queue on its row lock instead of losing a count. The moves are netted first (an
+    entry whose region changed leaves its age band and gender margins as they were) and
+    the rows written in one global order, so two single-entry changes never wait for
+    each other's rows in opposite orders (a deadlock).
     """
-    key = dict(zip(FACET_CELL, values, strict=True))
-    _add_count(session, CatalogFacet, _cell_of(values), key, ms, sign)
-    for margin in _margins_of(values):
-        _add_count(session, CatalogFacetMargin, _margin_cell_of(margin), margin, ms, sign)
+    deltas: dict[tuple[str, str], tuple[Any, dict[str, Any], int, int]] = {}
+    for values, ms, sign in moves:
+        counted: list[tuple[Any, str, dict[str, Any]]] = [
+            (CatalogFacet, _cell_of(values), dict(zip(FACET_CELL, values, strict=True)))
+        ]
+        counted += [(CatalogFacetMargin, _margin_cell_of(m), m) for m in _margins_of(values)]
+        for table, cell, key in counted:
+            name = (table.__tablename__, cell)
+            _, _, entries, total_ms = deltas.get(name, (table, key, 0, 0))
+            deltas[name] = (table, key, entries + sign, total_ms + sign * ms)
+    for (_, cell), (table, key, entries, ms) in sorted(deltas.items(), key=lambda d: d[0]):
+        if entries or ms:
+            _add_count(session, table, cell, key, entries, ms)
 
 
 def remove_entry(session: Session, entry: CatalogEntry) -> None:
     """Take an entry out of the catalogue and out of its facet counts."""
-    _count_in_facets(session, _cell_values(entry), _duration_ms(entry.duration_seconds), -1)
+    _count_in_facets(session, (_cell_values(entry), _duration_ms(entry.duration_seconds), -1))
     session.delete(entry)
     session.flush()
 
@@ -385,9 +398,8 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
         session.add(entry)
     after = (_cell_values(entry), _duration_ms(entry.duration_seconds))
     if before != after:
-        if before is not None:
-            _count_in_facets(session, *before, -1)
-        _count_in_facets(session, *after, 1)
+        moves = [] if before is None else [(*before, -1)]
+        _count_in_facets(session, *moves, (*after, 1))
     session.flush()
     return entry
 
