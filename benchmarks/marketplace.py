@@ -3,6 +3,8 @@
     uv run python benchmarks/marketplace.py --assets 1000000 \
         --database postgresql+psycopg://postgres@127.0.0.1:5432/test
     uv run python benchmarks/marketplace.py --quick          # 50,000 on SQLite
+    uv run python benchmarks/marketplace.py --keep m1 --no-build --database ...
+        # load once into schema m1 and keep it; later runs reuse it (search only)
 
 It loads N synthetic listed assets (owners with generalised demographics, the four
 terms templates at random prices, compiled as the platform compiles them) into a fresh
@@ -17,7 +19,10 @@ schema, then measures, in the same run:
   ones recorded with their reason and rule, the rest sampled to equal age band × gender
   shares, k-anonymised and written; beside the time to merely read those entries.
 
-Loading uses PostgreSQL's COPY (SQLite: executemany). The policy *documents* stored are
+Loading uses PostgreSQL's COPY (SQLite: executemany), then ``VACUUM ANALYZE`` as an
+operator runs after a bulk load. A kept schema is reused as loaded, after bringing the
+catalogue's indexes and facet tables to what the running code's models declare, so
+two versions of the code can be measured on the same rows. The policy *documents* stored are
 placeholders: every generated policy is exact, so searches and builds decide from the
 compiled columns and never read a document (the script checks that no inexact policy
 was generated).
