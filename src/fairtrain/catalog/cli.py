@@ -49,7 +49,8 @@ def check_facets_command(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare the maintained facet counts with a count over every catalogue entry.
+    """Compare the maintained facet counts (cube and margins) with a count over every
+    catalogue entry.
 
     Exits 1 when a count differs (and was not repaired).
     """
@@ -62,6 +63,7 @@ def check_facets_command(
         "ok": not mismatches,
         "mismatches": [
             {
+                "table": m.table,
                 "cell": m.cell,
                 "values": {k: str(v) if v is not None else None for k, v in m.values.items()},
                 "expected_entries": m.expected_entries,

@@ -33,11 +33,14 @@ from fairtrain.db import Base, JSONValue, UTCDateTime
 
 __all__ = [
     "FACET_CELL",
+    "FACET_MARGIN",
+    "FACET_MARGIN_DIMENSIONS",
     "Campaign",
     "CampaignState",
     "CampaignSubmission",
     "CatalogEntry",
     "CatalogFacet",
+    "CatalogFacetMargin",
     "SubmissionState",
 ]
 
@@ -49,8 +52,34 @@ class CatalogEntry(Base):
     __table_args__ = (
         # Keyset pagination (newest first) and the commonest filters.
         Index("ix_catalog_entries_listed", "listed_at", "asset_id"),
+        # The commonest filter shape, covering: every column a discrete search filters
+        # or sorts on is in the index, so the ids of a page are found by an index-only
+        # scan of the (modality, language) range, whatever the planner thinks of the
+        # demographic and licence predicates, and only the page's rows are read.
         Index(
-            "ix_catalog_entries_modality_language", "modality", "language", "listed_at", "asset_id"
+            "ix_catalog_entries_modality_language",
+            "modality",
+            "language",
+            "listed_at",
+            "asset_id",
+            postgresql_include=[
+                "age_band",
+                "gender",
+                "region",
+                "quality_ok",
+                "exact",
+                "permit_mask",
+                "ban_mask",
+                "territories",
+                "not_after",
+                "term_days",
+                "price_minor",
+                "currency",
+                "duration_seconds",
+                "cheapest_key",
+                "longest_key",
+                "shortest_key",
+            ],
         ),
         Index("ix_catalog_entries_owner", "owner_id"),
         # Keyset pages in each sort order.
@@ -170,6 +199,44 @@ class CatalogFacet(Base):
     priced: Mapped[bool] = mapped_column(Boolean)
     entries: Mapped[int] = mapped_column(_BIG)
     # Milliseconds, summed as integers so that adding and removing entries is exact.
+    duration_ms: Mapped[int] = mapped_column(_BIG)
+
+
+# The demographics a margin counts one at a time, and what else a margin cell is keyed
+# by: the cube's key without the demographic cross product.
+FACET_MARGIN_DIMENSIONS = ("age_band", "gender", "region")
+FACET_MARGIN = tuple(name for name in FACET_CELL if name not in FACET_MARGIN_DIMENSIONS)
+
+
+class CatalogFacetMargin(Base):
+    """The facet cube summed over all demographics but one: for each of age band,
+    gender and region, how many listed entries (and seconds) share a value of it and one
+    combination of :data:`FACET_MARGIN`.
+
+    A search that filters on no demographic needs each demographic's counts only on its
+    own, and the cube multiplies age band × gender × region: a licence-only search reads
+    tens of thousands of cells there, a few thousand here. Kept exact with the cube, in
+    the same transaction (``catalog.service``), and checked by ``check-facets``.
+    """
+
+    __tablename__ = "catalog_facet_margins"
+    __table_args__ = (Index("ix_catalog_facet_margins_modality_language", "modality", "language"),)
+
+    cell: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(10))  # one of FACET_MARGIN_DIMENSIONS
+    value: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    modality: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    quality_ok: Mapped[bool] = mapped_column(Boolean)
+    exact: Mapped[bool] = mapped_column(Boolean)
+    permit_mask: Mapped[int] = mapped_column(_BIG)
+    ban_mask: Mapped[int] = mapped_column(_BIG)
+    territories: Mapped[str | None] = mapped_column(Text, nullable=True)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    term_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    priced: Mapped[bool] = mapped_column(Boolean)
+    entries: Mapped[int] = mapped_column(_BIG)
     duration_ms: Mapped[int] = mapped_column(_BIG)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    not_,
     or_,
     select,
     true,
@@ -42,7 +43,14 @@ from sqlalchemy.orm import Session
 
 from fairtrain.accounts.demographics import demographics_of
 from fairtrain.accounts.models import ContributorProfile, User
-from fairtrain.catalog.models import FACET_CELL, CatalogEntry, CatalogFacet
+from fairtrain.catalog.models import (
+    FACET_CELL,
+    FACET_MARGIN,
+    FACET_MARGIN_DIMENSIONS,
+    CatalogEntry,
+    CatalogFacet,
+    CatalogFacetMargin,
+)
 from fairtrain.config import Settings
 from fairtrain.consent import purposes
 from fairtrain.consent.fit import Fit, LicenceAsk, TermsSummary, compiled_fit, policy_fit
@@ -134,39 +142,69 @@ def _duration_ms(seconds: float | None) -> int:
     return int((seconds or 0.0) * 1000 + 0.5)
 
 
-def _count_in_facets(session: Session, values: tuple[Any, ...], ms: int, sign: int) -> None:
-    """Add (sign 1) or remove (sign -1) one entry to its cell, atomically.
+def _margins_of(values: Sequence[Any]) -> list[dict[str, Any]]:
+    """The margin cells (one per demographic) an entry of cube cell ``values`` counts in."""
+    named = dict(zip(FACET_CELL, values, strict=True))
+    rest = {name: named[name] for name in FACET_MARGIN}
+    return [
+        {"dimension": dimension, "value": named[dimension], **rest}
+        for dimension in FACET_MARGIN_DIMENSIONS
+    ]
 
-    An upsert with ``entries = entries + 1``: two transactions counting into the same
-    cell queue on its row lock instead of losing a count.
-    """
-    cell = _cell_of(values)
+
+def _margin_cell_of(key: dict[str, Any]) -> str:
+    return _cell_of([key["dimension"], key["value"], *(key[name] for name in FACET_MARGIN)])
+
+
+def _add_count(
+    session: Session,
+    table: type[CatalogFacet] | type[CatalogFacetMargin],
+    cell: str,
+    key: dict[str, Any],
+    entries: int,
+    ms: int,
+) -> None:
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = upsert(CatalogFacet).values(
-        cell=cell,
-        **dict(zip(FACET_CELL, values, strict=True)),
-        entries=sign,
-        duration_ms=sign * ms,
-    )
+    statement = upsert(table).values(cell=cell, **key, entries=entries, duration_ms=ms)
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=[CatalogFacet.cell],
-            set_={
-                "entries": CatalogFacet.entries + sign,
-                "duration_ms": CatalogFacet.duration_ms + sign * ms,
-            },
+            index_elements=[table.cell],
+            set_={"entries": table.entries + entries, "duration_ms": table.duration_ms + ms},
         )
     )
-    if sign < 0:
-        session.execute(
-            delete(CatalogFacet).where(CatalogFacet.cell == cell, CatalogFacet.entries == 0)
-        )
+    if entries < 0:
+        session.execute(delete(table).where(table.cell == cell, table.entries == 0))
+
+
+def _count_in_facets(session: Session, *moves: tuple[tuple[Any, ...], int, int]) -> None:
+    """Add (sign 1) or remove (sign -1) entries, each ``(cell values, ms, sign)``, to
+    their cells and margins, atomically.
+
+    An upsert with ``entries = entries + 1``: two transactions counting into the same
+    cell queue on its row lock instead of losing a count. The moves are netted first (an
+    entry whose region changed leaves its age band and gender margins as they were) and
+    the rows written in one global order, so two single-entry changes never wait for
+    each other's rows in opposite orders (a deadlock).
+    """
+    deltas: dict[tuple[str, str], tuple[Any, dict[str, Any], int, int]] = {}
+    for values, ms, sign in moves:
+        counted: list[tuple[Any, str, dict[str, Any]]] = [
+            (CatalogFacet, _cell_of(values), dict(zip(FACET_CELL, values, strict=True)))
+        ]
+        counted += [(CatalogFacetMargin, _margin_cell_of(m), m) for m in _margins_of(values)]
+        for table, cell, key in counted:
+            name = (table.__tablename__, cell)
+            _, _, entries, total_ms = deltas.get(name, (table, key, 0, 0))
+            deltas[name] = (table, key, entries + sign, total_ms + sign * ms)
+    for (_, cell), (table, key, entries, ms) in sorted(deltas.items(), key=lambda d: d[0]):
+        if entries or ms:
+            _add_count(session, table, cell, key, entries, ms)
 
 
 def remove_entry(session: Session, entry: CatalogEntry) -> None:
     """Take an entry out of the catalogue and out of its facet counts."""
-    _count_in_facets(session, _cell_values(entry), _duration_ms(entry.duration_seconds), -1)
+    _count_in_facets(session, (_cell_values(entry), _duration_ms(entry.duration_seconds), -1))
     session.delete(entry)
     session.flush()
 
@@ -208,13 +246,27 @@ class FacetMismatch:
     counted_entries: int
     expected_ms: int
     counted_ms: int
+    table: str = CatalogFacet.__tablename__
+
+
+def _expected_margins(
+    cube: dict[str, tuple[tuple[Any, ...], int, int]],
+) -> dict[str, tuple[dict[str, Any], int, int]]:
+    """The margin table as it should be: the expected cube summed per demographic."""
+    expected: dict[str, tuple[dict[str, Any], int, int]] = {}
+    for values, entries, ms in cube.values():
+        for key in _margins_of(values):
+            cell = _margin_cell_of(key)
+            _, before_n, before_ms = expected.get(cell, (key, 0, 0))
+            expected[cell] = (key, before_n + entries, before_ms + ms)
+    return expected
 
 
 def check_facets(session: Session) -> list[FacetMismatch]:
     """Every cell whose maintained count differs from a count over the entries."""
     expected = _grouped_entries(session)
     kept = {row.cell: row for row in session.scalars(select(CatalogFacet))}
-    mismatches = []
+    mismatches = _margin_mismatches(session, _expected_margins(expected))
     for cell in sorted(set(expected) | set(kept)):
         values, entries, ms = expected.get(cell, ((), 0, 0))
         row = kept.get(cell)
@@ -229,18 +281,47 @@ def check_facets(session: Session) -> list[FacetMismatch]:
     return mismatches
 
 
+def _margin_mismatches(
+    session: Session, expected: dict[str, tuple[dict[str, Any], int, int]]
+) -> list[FacetMismatch]:
+    kept = {row.cell: row for row in session.scalars(select(CatalogFacetMargin))}
+    names = ("dimension", "value", *FACET_MARGIN)
+    mismatches = []
+    for cell in sorted(set(expected) | set(kept)):
+        key, entries, ms = expected.get(cell, ({}, 0, 0))
+        row = kept.get(cell)
+        counted, counted_ms = (row.entries, row.duration_ms) if row is not None else (0, 0)
+        if (entries, ms) != (counted, counted_ms):
+            shown = key or {name: getattr(row, name) for name in names}
+            mismatches.append(
+                FacetMismatch(
+                    cell, shown, entries, counted, ms, counted_ms,
+                    table=CatalogFacetMargin.__tablename__,
+                )
+            )  # fmt: skip
+    return mismatches
+
+
 def rebuild_facets(session: Session) -> int:
-    """Recount the facet table from the entries (after a bulk load, or to repair it)."""
+    """Recount the facet cube and its margins from the entries (after a bulk load, or to
+    repair them); the number of cells written to both."""
     session.execute(delete(CatalogFacet))
+    session.execute(delete(CatalogFacetMargin))
+    expected = _grouped_entries(session)
     cells = [
         {**dict(zip(FACET_CELL, values, strict=True)), "cell": cell}
         | {"entries": n, "duration_ms": ms}
-        for cell, (values, n, ms) in _grouped_entries(session).items()
+        for cell, (values, n, ms) in expected.items()
     ]
-    for start in range(0, len(cells), 1000):
-        session.execute(insert(CatalogFacet), cells[start : start + 1000])
+    margins = [
+        {**key, "cell": cell, "entries": n, "duration_ms": ms}
+        for cell, (key, n, ms) in _expected_margins(expected).items()
+    ]
+    for table, rows in ((CatalogFacet, cells), (CatalogFacetMargin, margins)):
+        for start in range(0, len(rows), 1000):
+            session.execute(insert(table), rows[start : start + 1000])
     session.flush()
-    return len(cells)
+    return len(cells) + len(margins)
 
 
 def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> CatalogEntry | None:
@@ -317,9 +398,8 @@ def sync_entry(session: Session, asset: Asset, *, today: date | None = None) -> 
         session.add(entry)
     after = (_cell_values(entry), _duration_ms(entry.duration_seconds))
     if before != after:
-        if before is not None:
-            _count_in_facets(session, *before, -1)
-        _count_in_facets(session, *after, 1)
+        moves = [] if before is None else [(*before, -1)]
+        _count_in_facets(session, *moves, (*after, 1))
     session.flush()
     return entry
 
@@ -539,25 +619,35 @@ def _base_filters(query: CatalogQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
+_Counted = type[CatalogFacet] | type[CatalogFacetMargin]
+
+
 def licence_filter(
-    ask: LicenceAsk, source: type[CatalogEntry] | type[CatalogFacet] = CatalogEntry
+    ask: LicenceAsk, source: type[CatalogEntry] | _Counted = CatalogEntry
 ) -> ColumnElement[bool]:
     """:func:`consent.fit.compiled_fit` as SQL over the compiled columns of the entries
-    (or of the facet cells, which carry the same columns and "has a price")."""
+    (or of the facet cells and margins, which carry the same columns and "has a
+    price")."""
     node = purposes.PURPOSES[ask.purpose]
     wanted = purposes.mask_of(purposes.descendants(ask.purpose))
+    assert 0 <= node.bit < 63 and 0 < wanted < 1 << 63  # so each ``&`` below is >= 0
+    # "> 0" and "< 1" rather than "<> 0" and "= 0" (the same, as ``mask & positive`` is
+    # never negative): PostgreSQL has no statistics for the expression and guesses 0.5 %
+    # for an equality, so "no banned purpose" made every licence search look ~200 times
+    # more selective than it is and the planner sorted a whole kind of data instead of
+    # walking a sort index for the first page; for a range it guesses a third.
     clauses = [
-        source.permit_mask.op("&")(1 << node.bit) != 0,
-        source.ban_mask.op("&")(wanted) == 0,
+        source.permit_mask.op("&")(1 << node.bit) > 0,
+        source.ban_mask.op("&")(wanted) < 1,
         or_(source.territories.is_(None), source.territories.like(f"%,{ask.territory.upper()},%")),
         or_(source.not_after.is_(None), source.not_after >= ask.end),
         or_(source.term_days.is_(None), source.term_days >= ask.term_days),
     ]
     if ask.currency:
         unpriced = (
-            CatalogFacet.priced.is_(False)
-            if source is CatalogFacet
-            else CatalogEntry.price_minor.is_(None)
+            CatalogEntry.price_minor.is_(None)
+            if source is CatalogEntry
+            else source.priced.is_(False)  # type: ignore[union-attr]
         )
         clauses.append(or_(unpriced, source.currency == ask.currency))
     return and_(*clauses)
@@ -668,9 +758,12 @@ def _facet_key(value: str | None) -> str:
     return NOT_SHARED if value is None else value
 
 
-def _cell_filters(query: CatalogQuery) -> list[ColumnElement[bool]] | None:
-    """The query's filters over the facet cells, or None when it filters on something
-    the cells do not keep (a threshold, a price ceiling, an accent)."""
+def _cell_filters(
+    query: CatalogQuery, source: _Counted = CatalogFacet
+) -> list[ColumnElement[bool]] | None:
+    """The query's filters over the facet cells (or margins), or None when it filters on
+    something they do not keep (a threshold, a price ceiling, an accent; margins: any
+    demographic)."""
     if (
         query.min_duration is not None
         or query.max_duration is not None
@@ -681,23 +774,25 @@ def _cell_filters(query: CatalogQuery) -> list[ColumnElement[bool]] | None:
         or query.accents
     ):
         return None
-    cell = CatalogFacet
+    if source is CatalogFacetMargin and (query.age_bands or query.genders or query.regions):
+        return None
     filters: list[ColumnElement[bool]] = []
     if query.modalities:
-        filters.append(cell.modality.in_(query.modalities))
+        filters.append(source.modality.in_(query.modalities))
     if query.languages:
-        filters.append(cell.language.in_(query.languages))
+        filters.append(source.language.in_(query.languages))
     if query.quality_ok is not None:
-        filters.append(cell.quality_ok.is_(query.quality_ok))
-    for column, values in (
-        (cell.age_band, query.age_bands),
-        (cell.gender, query.genders),
-        (cell.region, query.regions),
-    ):
-        if values:
-            filters.append(_any_of(column, values))
+        filters.append(source.quality_ok.is_(query.quality_ok))
+    if source is CatalogFacet:
+        for column, values in (
+            (CatalogFacet.age_band, query.age_bands),
+            (CatalogFacet.gender, query.genders),
+            (CatalogFacet.region, query.regions),
+        ):
+            if values:
+                filters.append(_any_of(column, values))
     if query.licence is not None:
-        filters += [cell.exact.is_(True), licence_filter(query.licence, CatalogFacet)]
+        filters += [source.exact.is_(True), licence_filter(query.licence, source)]
     return filters
 
 
@@ -707,13 +802,40 @@ def _facets(
     query: CatalogQuery,
 ) -> tuple[int, dict[str, dict[str, int]], float]:
     """Counts per facet value over the whole result, in one grouped scan: of the facet
-    cells when the query's filters are all discrete, else of the matching entries."""
+    margins when the query filters on no demographic, of the facet cells when its
+    filters are all discrete, else of the matching entries."""
     exact_only = query.licence is not None
-    cell_filters = _cell_filters(query)
+    margin_filters = _cell_filters(query, CatalogFacetMargin)
+    cell_filters = _cell_filters(query) if margin_filters is None else None
     counts: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
     total = 0
+    total_ms = 0  # counted cells carry integer milliseconds: summed exactly
     seconds = 0.0
-    if cell_filters is not None and session.get_bind().dialect.name == "postgresql":
+    if margin_filters is not None:
+        # Each demographic's margin gives its own counts; modality, language and the
+        # totals are read from one of them (each margin counts every entry once).
+        margin = CatalogFacetMargin
+        first = FACET_MARGIN_DIMENSIONS[0]
+        rows = session.execute(
+            select(
+                margin.dimension,
+                margin.value,
+                margin.modality,
+                margin.language,
+                func.sum(margin.entries),
+                func.sum(margin.duration_ms),
+            )
+            .where(and_(true(), *margin_filters))
+            .group_by(margin.dimension, margin.value, margin.modality, margin.language)
+        )
+        for dimension, value, modality, language, number, ms in rows:
+            counts[dimension][_facet_key(value)] += int(number)
+            if dimension == first:
+                counts["modality"][modality] += int(number)
+                counts["language"][_facet_key(language)] += int(number)
+                total += int(number)
+                total_ms += int(ms)
+    elif cell_filters is not None and session.get_bind().dialect.name == "postgresql":
         # One pass over the matching cells, one group per facet (GROUPING SETS), so the
         # answer is a few dozen rows, not every combination of facet values.
         columns = [getattr(CatalogFacet, name) for name in FACETS]
@@ -735,32 +857,34 @@ def _facets(
                     counts[name][_facet_key(value)] += number
                     if name == FACETS[0]:
                         total += number
-                        seconds += ms / 1000.0
+                        total_ms += ms
+    elif cell_filters is not None:
+        columns = [getattr(CatalogFacet, name) for name in FACETS]
+        statement = select(
+            *columns, func.sum(CatalogFacet.entries), func.sum(CatalogFacet.duration_ms)
+        ).where(and_(true(), *cell_filters))
+        for *named, number, ms in session.execute(statement.group_by(*columns)):
+            total += int(number)
+            total_ms += int(ms)
+            for name, value in zip(FACETS, named, strict=True):
+                counts[name][_facet_key(value)] += int(number)
     else:
-        if cell_filters is not None:
-            columns = [getattr(CatalogFacet, name) for name in FACETS]
-            statement = select(
-                *columns,
-                func.sum(CatalogFacet.entries),
-                func.sum(CatalogFacet.duration_ms) / 1000.0,
-            ).where(and_(true(), *cell_filters))
-        else:
-            columns = [getattr(CatalogEntry, name) for name in FACETS]
-            where = and_(true(), *_base_filters(query))
-            if exact_only:
-                assert query.licence is not None
-                where = and_(where, CatalogEntry.exact.is_(True), licence_filter(query.licence))
-            statement = select(
-                *columns,
-                func.count(),
-                func.coalesce(func.sum(CatalogEntry.duration_seconds), 0.0),
-            ).where(where)
-        for row in session.execute(statement.group_by(*columns)):
-            *named, number, duration = row
+        columns = [getattr(CatalogEntry, name) for name in FACETS]
+        where = and_(true(), *_base_filters(query))
+        if exact_only:
+            assert query.licence is not None
+            where = and_(where, CatalogEntry.exact.is_(True), licence_filter(query.licence))
+        statement = select(
+            *columns,
+            func.count(),
+            func.coalesce(func.sum(CatalogEntry.duration_seconds), 0.0),
+        ).where(where)
+        for *named, number, duration in session.execute(statement.group_by(*columns)):
             total += int(number)
             seconds += float(duration)
             for name, value in zip(FACETS, named, strict=True):
                 counts[name][_facet_key(value)] += int(number)
+    seconds += total_ms / 1000.0
     if exact_only:
         # Inexact terms: decided one by one by the evaluator.
         assert query.licence is not None
@@ -774,12 +898,15 @@ def _facets(
     return total, facets, round(seconds, 3)
 
 
+def _inexact_statement(query: CatalogQuery) -> Select[CatalogEntry]:
+    # ``NOT exact``, the partial index's own predicate: PostgreSQL does not prove that
+    # ``exact IS FALSE`` implies it, and scanned every entry (~300 ms at a million) for
+    # the handful of inexact ones on every licence search.
+    return select(CatalogEntry).where(and_(true(), *_base_filters(query)), not_(CatalogEntry.exact))
+
+
 def _inexact(session: Session, query: CatalogQuery) -> Iterable[CatalogEntry]:
-    return session.scalars(
-        select(CatalogEntry).where(
-            and_(true(), *_base_filters(query)), CatalogEntry.exact.is_(False)
-        )
-    )
+    return session.scalars(_inexact_statement(query))
 
 
 def search(
@@ -804,10 +931,7 @@ def search(
     # index for rows that do not exist would read all of it).
     total, facets, seconds = _facets(session, settings, query)
     while total and len(items) < limit + 1:
-        statement = select(CatalogEntry).where(
-            matching, _after(query.sort, position) if position else true()
-        )
-        rows = list(session.scalars(_ordered(statement, query.sort).limit(limit + 1)))
+        rows = list(session.scalars(_page_statement(matching, query.sort, position, limit + 1)))
         for entry in rows:
             fit: Fit | None = None
             if query.licence is not None:
@@ -847,6 +971,26 @@ def search(
         evaluated_in_full=evaluated,
         notes=notes,
     )
+
+
+def _page_statement(
+    matching: ColumnElement[bool], sort: str, position: tuple[Any, str] | None, size: int
+) -> Select[CatalogEntry]:
+    """One page's entries in order: their ids first, from a statement that names only
+    indexed columns (an index-only scan of the covering index where the query has the
+    common shape), then those rows by key — rather than reading every candidate row
+    from the heap to sort it. One statement, so both parts see the same snapshot."""
+    ids = (
+        _ordered(
+            select(CatalogEntry.asset_id).where(
+                matching, _after(sort, position) if position else true()
+            ),
+            sort,
+        )
+        .limit(size)
+        .subquery("page")
+    )
+    return _ordered(select(CatalogEntry).join(ids, CatalogEntry.asset_id == ids.c.asset_id), sort)
 
 
 def _position_of(entry: CatalogEntry, sort: str) -> Any:

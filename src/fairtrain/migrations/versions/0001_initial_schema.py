@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:31:08.347650
+Create Date: 2026-12-02 02:38:09.886059
 """
 
 from __future__ import annotations
@@ -67,6 +67,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_events_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_actor"), ["actor"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_subject"), ["subject"], unique=False)
+
+    op.create_table(
+        "catalog_facet_margins",
+        sa.Column("cell", sa.String(length=64), nullable=False),
+        sa.Column("dimension", sa.String(length=10), nullable=False),
+        sa.Column("value", sa.String(length=30), nullable=True),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("language", sa.String(length=16), nullable=True),
+        sa.Column("quality_ok", sa.Boolean(), nullable=False),
+        sa.Column("exact", sa.Boolean(), nullable=False),
+        sa.Column(
+            "permit_mask", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("ban_mask", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("territories", sa.Text(), nullable=True),
+        sa.Column("not_after", fairtrain.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("term_days", sa.Integer(), nullable=True),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("priced", sa.Boolean(), nullable=False),
+        sa.Column("entries", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "duration_ms", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("cell", name=op.f("pk_catalog_facet_margins")),
+    )
+    with op.batch_alter_table("catalog_facet_margins", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_catalog_facet_margins_modality_language", ["modality", "language"], unique=False
+        )
 
     op.create_table(
         "catalog_facets",
@@ -975,6 +1004,24 @@ def upgrade() -> None:
             "ix_catalog_entries_modality_language",
             ["modality", "language", "listed_at", "asset_id"],
             unique=False,
+            postgresql_include=[
+                "age_band",
+                "gender",
+                "region",
+                "quality_ok",
+                "exact",
+                "permit_mask",
+                "ban_mask",
+                "territories",
+                "not_after",
+                "term_days",
+                "price_minor",
+                "currency",
+                "duration_seconds",
+                "cheapest_key",
+                "longest_key",
+                "shortest_key",
+            ],
         )
         batch_op.create_index(
             "ix_catalog_entries_modality_longest",
@@ -1665,7 +1712,27 @@ def downgrade() -> None:
         batch_op.drop_index("ix_catalog_entries_owner")
         batch_op.drop_index("ix_catalog_entries_modality_shortest")
         batch_op.drop_index("ix_catalog_entries_modality_longest")
-        batch_op.drop_index("ix_catalog_entries_modality_language")
+        batch_op.drop_index(
+            "ix_catalog_entries_modality_language",
+            postgresql_include=[
+                "age_band",
+                "gender",
+                "region",
+                "quality_ok",
+                "exact",
+                "permit_mask",
+                "ban_mask",
+                "territories",
+                "not_after",
+                "term_days",
+                "price_minor",
+                "currency",
+                "duration_seconds",
+                "cheapest_key",
+                "longest_key",
+                "shortest_key",
+            ],
+        )
         batch_op.drop_index("ix_catalog_entries_longest")
         batch_op.drop_index("ix_catalog_entries_listed")
         batch_op.drop_index(
@@ -1808,6 +1875,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_catalog_facets_modality_language")
 
     op.drop_table("catalog_facets")
+    with op.batch_alter_table("catalog_facet_margins", schema=None) as batch_op:
+        batch_op.drop_index("ix_catalog_facet_margins_modality_language")
+
+    op.drop_table("catalog_facet_margins")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_subject"))
         batch_op.drop_index(batch_op.f("ix_audit_events_actor"))
