@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from fairtrain.jobs.registry import job_handler
 from fairtrain.licensing.models import Licence, LicenceItem
 from fairtrain.runtime import Runtime
 from fairtrain.vault.models import VaultBlob
+from fairtrain.vault.service import BlobStore
 
 __all__ = ["build_export"]
 
@@ -391,31 +393,91 @@ def _file_type(path: str) -> str:
     return _FILE_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
 
 
+class _Storing:
+    """One file on its way into the vault from a thread of its own: the bytes are read,
+    hashed, encrypted and written (fsynced) there; the blob is recorded in the session's
+    thread when the exporter asks for the digest (``__call__``)."""
+
+    def __init__(self, sealer: _VaultSealer, path: Path, store: BlobStore) -> None:
+        self._sealer = sealer
+        self._store = store
+        # Opened here: the exporter may rename the file (a shard's final name) meanwhile.
+        self._handle = path.open("r+b")  # read, then truncated through this handle
+        self._failure: BaseException | None = None
+        self._blob: VaultBlob | None = None
+        self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._handle:
+                self._store.write(self._handle)
+                # Its pages are dropped before the kernel writes them out: the bytes are
+                # in the vault now, and the empty file keeps its name for the exporter's
+                # final rename.
+                os.ftruncate(self._handle.fileno(), 0)
+        except BaseException as error:
+            self._failure = error
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def __call__(self) -> tuple[str, int]:
+        if self._blob is None:
+            self._thread.join()
+            if self._failure is not None:
+                raise self._failure
+            self._blob = self._store.finish(self._sealer.session)
+            self._sealer.stored.setdefault(
+                (self._blob.sha256, self._blob.plaintext_size), []
+            ).append(self._blob)
+        return self._blob.sha256, self._blob.plaintext_size
+
+
 class _VaultSealer:
     """Stores each shard and file copy in the vault the moment the exporter finishes it,
     then truncates the scratch file: the vault's digest of the stored bytes is the one
     the manifest records, so a shard is hashed once (not once to seal and once to store),
-    read back while it is still in the page cache, and the scratch disk holds one shard
-    at a time, not the whole export written a second time."""
+    read back while it is still in the page cache, and the scratch disk holds a shard or
+    two per format at a time, not the whole export written a second time.
 
-    def __init__(self, session: Session, runtime: Runtime, owner: str) -> None:
-        self._session = session
+    The store runs in a thread while the export goes on with the next items, so the
+    vault's encryption, writes and fsyncs overlap the formats' work; at most
+    ``in_flight`` stores run at once (the oldest is finished before another starts),
+    which bounds the scratch disk and the threads."""
+
+    def __init__(self, session: Session, runtime: Runtime, owner: str, in_flight: int = 2) -> None:
+        self.session = session
         self._runtime = runtime
         self._owner = owner
+        self._in_flight = in_flight
+        self._pending: list[_Storing] = []
         self.stored: dict[tuple[str, int], list[VaultBlob]] = {}
 
-    def __call__(self, path: Path) -> tuple[str, int]:
-        blob = self._store(path, path.name.removesuffix(".partial"))
-        # Its pages are dropped before the kernel writes them out: the bytes are in the
-        # vault now, and the empty file keeps its name for the exporter's final rename.
-        os.truncate(path, 0)
-        self.stored.setdefault((blob.sha256, blob.plaintext_size), []).append(blob)
-        return blob.sha256, blob.plaintext_size
+    def __call__(self, path: Path) -> Callable[[], tuple[str, int]]:
+        self._pending = [claim for claim in self._pending if claim._blob is None]
+        while len(self._pending) >= self._in_flight:
+            self._pending.pop(0)()
+        store = self._runtime.vault.begin_store(
+            self.session,
+            owner=self._owner,
+            media_type=_file_type(path.name.removesuffix(".partial")),
+            max_bytes=path.stat().st_size,
+        )
+        claim = _Storing(self, path, store)
+        self._pending.append(claim)
+        return claim
+
+    def wait(self) -> None:
+        """Let every store in flight end (after a failure: the rollback then deletes
+        their objects, none is left half-written by a thread still running)."""
+        for claim in self._pending:
+            claim.wait()
 
     def _store(self, path: Path, name: str) -> VaultBlob:
         with path.open("rb") as handle:
             return self._runtime.vault.store_blob(
-                self._session,
+                self.session,
                 owner=self._owner,
                 stream=handle,
                 media_type=_file_type(name),
@@ -487,15 +549,18 @@ def _build(
     delivered: list[dict[str, Any]] = []
     out = scratch / "export"
     sealer = _VaultSealer(session, runtime, licence_owner(export.licence_id))
-    manifest = export_dataset(
-        _items(session, runtime, licence, ordered, scratch, delivered),
-        description,
-        out,
-        formats=[ExportFormat(f) for f in export.formats],
-        # Scratch space: the vault's writes are the durable ones.
-        durable=False,
-        sealer=sealer,
-    )
+    try:
+        manifest = export_dataset(
+            _items(session, runtime, licence, ordered, scratch, delivered),
+            description,
+            out,
+            formats=[ExportFormat(f) for f in export.formats],
+            # Scratch space: the vault's writes are the durable ones.
+            durable=False,
+            sealer=sealer,
+        )
+    finally:
+        sealer.wait()
     digest = manifest_digest(manifest)
     total = _store_files(session, sealer, export, out, manifest)
     rows = [{"export_id": export.id, **row} for row in delivered]

@@ -40,11 +40,13 @@ from fairtrain.delivery.manifest import (
 from fairtrain.delivery.parquet import MiB, ParquetShardWriter, rewrite_parquet_shard
 from fairtrain.delivery.streams import (
     CHUNK,
+    Sealed,
     Sealer,
     VerifyingReader,
     fsync_directory,
     fsync_file,
     read_all,
+    settle,
     sha256_file,
 )
 from fairtrain.delivery.summary import (
@@ -150,6 +152,8 @@ class _Export:
         self.tally = ContentTally()
         self.keys: set[str] = set()
         self.media: list[dict[str, Any]] = []
+        # File copies handed to the sealer, checked against the item once it is done.
+        self.copies: list[tuple[str, Sealed]] = []
         # path -> (sha256, size) of every file written, taken as each file is sealed.
         self.digests: dict[str, tuple[str, int]] = {}
 
@@ -195,14 +199,8 @@ class _Export:
             self.media.append({"path": relative, "format": "file", "keys": [item.key]})
             # The copy holds exactly the item's verified bytes: its digest is the item's.
             self.digests[relative] = (item.sha256, item.size)
-            if self.sealer is not None and self.sealer(self.directory / relative) != (
-                item.sha256,
-                item.size,
-            ):
-                raise Conflict(
-                    f"{relative} changed on the scratch disk before it was stored.",
-                    code="export_file_changed",
-                )
+            if self.sealer is not None:
+                self.copies.append((relative, self.sealer(self.directory / relative)))
 
     def abort(self) -> None:
         for writer in (self.parquet, self.tar, self.receipts):
@@ -217,6 +215,12 @@ class _Export:
                 f"The description says {d.item_count} items but {count} were given.",
                 code="export_item_count",
             )
+        for relative, claim in self.copies:
+            if settle(claim) != self.digests[relative]:
+                raise Conflict(
+                    f"{relative} changed on the scratch disk before it was stored.",
+                    code="export_file_changed",
+                )
         shards: list[dict[str, Any]] = []
         for kind, writer in (("parquet", self.parquet), ("webdataset", self.tar)):
             if writer is None:

@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import JSON, ExportItem, Modality
-from fairtrain.delivery.streams import Sealer, fsync_file, sealed
+from fairtrain.delivery.streams import Sealed, Sealer, fsync_file, sealed, settle
 from fairtrain.errors import InvalidInput
 
 __all__ = [
@@ -233,7 +233,7 @@ class ParquetShardWriter:
         self._sink_path: Path | None = None
         self._writer: pq.ParquetWriter | None = None
         self._shard_keys: list[str] = []
-        self._finished: list[tuple[Path, tuple[str, ...], str, int]] = []
+        self._finished: list[tuple[Path, tuple[str, ...], Sealed]] = []
 
     def add(self, item: ExportItem, content: bytes | None, media_file: str | None) -> None:
         """One row. ``content`` is the item's bytes, or None when it was too large to
@@ -290,8 +290,9 @@ class ParquetShardWriter:
             self._close_shard()
         total = len(self._finished)
         records = []
-        for index, (partial, keys, digest, size) in enumerate(self._finished):
+        for index, (partial, keys, claim) in enumerate(self._finished):
             name = f"train-{index:05d}-of-{total:05d}.parquet"
+            digest, size = settle(claim)
             os.replace(partial, self._dir / name)
             records.append(ShardRecord(f"{PARQUET_DIR}/{name}", keys, digest, size))
         return records
@@ -350,8 +351,8 @@ class ParquetShardWriter:
         assert self._sink_path is not None
         self._writer.close()
         self._sink.close()
-        digest, size = sealed(self._sink_path, self._sealer, durable=self._durable)
-        self._finished.append((self._sink_path, tuple(self._shard_keys), digest, size))
+        claim = sealed(self._sink_path, self._sealer, durable=self._durable)
+        self._finished.append((self._sink_path, tuple(self._shard_keys), claim))
         self._writer = None
         self._sink = None
         self._shard_keys = []

@@ -19,6 +19,8 @@ from fairtrain.errors import InvalidInput
 
 __all__ = [
     "CHUNK",
+    "Digest",
+    "Sealed",
     "Sealer",
     "VerifyingReader",
     "fsync_directory",
@@ -26,6 +28,7 @@ __all__ = [
     "read_all",
     "seal",
     "sealed",
+    "settle",
     "sha256_file",
 ]
 
@@ -126,18 +129,28 @@ def seal(path: Path) -> tuple[str, int]:
     return digest, size
 
 
-# Takes a finished shard or file copy and returns its SHA-256 and size. The delivery
-# service passes one that stores the file in the vault as soon as it is complete and takes
-# its bytes off the scratch disk (the vault's own digest of what it stored is the one the
-# manifest records): nothing is hashed twice, and the scratch disk never holds the export.
-Sealer = Callable[[Path], tuple[str, int]]
+# Takes a finished shard or file copy and returns its SHA-256 and size, or a claim to
+# them (called once the caller needs them; it raises what went wrong in between). The
+# delivery service passes one that stores the file in the vault from another thread while
+# the export goes on, and takes its bytes off the scratch disk (the vault's own digest of
+# what it stored is the one the manifest records): nothing is hashed twice, the scratch
+# disk never holds the export, and the vault's writes and fsyncs overlap the next shard.
+Digest = tuple[str, int]
+Sealed = Digest | Callable[[], Digest]
+Sealer = Callable[[Path], Sealed]
 
 
-def sealed(path: Path, sealer: Sealer | None, *, durable: bool) -> tuple[str, int]:
-    """A finished file's digest and size, through ``sealer`` when there is one."""
+def sealed(path: Path, sealer: Sealer | None, *, durable: bool) -> Sealed:
+    """A finished file's digest and size (or a claim to them), through ``sealer`` when
+    there is one."""
     if sealer is not None:
         return sealer(path)
     return seal(path) if durable else sha256_file(path)
+
+
+def settle(claim: Sealed) -> Digest:
+    """The digest and size a ``Sealed`` stands for, waiting for it if need be."""
+    return claim if isinstance(claim, tuple) else claim()
 
 
 def fsync_file(path: Path) -> None:

@@ -29,10 +29,12 @@ from fairtrain.delivery.items import ExportItem
 from fairtrain.delivery.parquet import MiB, ShardRecord
 from fairtrain.delivery.streams import (
     CHUNK,
+    Sealed,
     Sealer,
     VerifyingReader,
     fsync_file,
     sealed,
+    settle,
 )
 from fairtrain.errors import InvalidInput
 
@@ -97,7 +99,7 @@ class TarShardWriter:
         self._sink: IO[bytes] | None = None
         self._tar: tarfile.TarFile | None = None
         self._keys: list[str] = []
-        self._records: list[ShardRecord] = []
+        self._records: list[tuple[str, tuple[str, ...], Sealed]] = []
 
     def add(self, item: ExportItem, source: bytes | VerifyingReader) -> None:
         """Append an item: ``source`` is its checked bytes, or a reader that streams (and
@@ -135,7 +137,7 @@ class TarShardWriter:
         if self._keys or not self._records:
             self._open_shard()
             self._close_shard()
-        return list(self._records)
+        return [ShardRecord(path, keys, *settle(claim)) for path, keys, claim in self._records]
 
     def abort(self) -> None:
         """Close what is open after a failure (the caller removes the files)."""
@@ -169,10 +171,8 @@ class TarShardWriter:
         self._tar.close()
         self._sink.close()
         path = Path(self._sink.name)
-        digest, size = sealed(path, self._sealer, durable=self._durable)
-        self._records.append(
-            ShardRecord(f"{WEBDATASET_DIR}/{path.name}", tuple(self._keys), digest, size)
-        )
+        claim = sealed(path, self._sealer, durable=self._durable)
+        self._records.append((f"{WEBDATASET_DIR}/{path.name}", tuple(self._keys), claim))
         self._tar = None
         self._sink = None
         self._keys = []
