@@ -24,7 +24,9 @@ they are listed in the export's ``withheld`` with the reason.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -62,7 +64,7 @@ from fairtrain.delivery.manifest import MANIFEST_FILE, manifest_digest
 from fairtrain.delivery.marking import NO_MARK, MarkedCopy, delivered_type, mark_copy
 from fairtrain.delivery.models import DeliveredItem, ExportFile, ExportState, LicenceExport
 from fairtrain.delivery.service import BUILD_JOB, check_active, licence_owner, mark_failed
-from fairtrain.delivery.streams import sha256_file
+from fairtrain.delivery.streams import ShardSink, sha256_file
 from fairtrain.errors import Conflict, DomainError, InvalidInput
 from fairtrain.ids import utcnow
 from fairtrain.ingest.models import Asset, AssetState
@@ -393,34 +395,119 @@ def _file_type(path: str) -> str:
     return _FILE_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
 
 
-class _Storing:
-    """One file on its way into the vault from a thread of its own: the bytes are read,
-    hashed, encrypted and written (fsynced) there; the blob is recorded in the session's
-    thread when the exporter asks for the digest (``__call__``)."""
+_END = object()
+_ABORT = object()
 
-    def __init__(self, sealer: _VaultSealer, path: Path, store: BlobStore) -> None:
+
+class _Aborted(Exception):
+    """Raised into a vault store whose shard was abandoned: the vault keeps nothing."""
+
+
+class _VaultSink:
+    """A shard or file copy written straight into the vault, never to the scratch disk.
+
+    The format writer writes into it in the session's thread; the bytes are cut into the
+    vault's chunk size and handed (a few chunks at most in flight) to a thread that
+    hashes, encrypts and writes them. ``seal`` ends the stream and returns a claim the
+    exporter settles when it needs the digest; ``abort`` makes the store keep nothing."""
+
+    def __init__(self, sealer: _VaultSealer, store: BlobStore) -> None:
         self._sealer = sealer
         self._store = store
-        # Opened here: the exporter may rename the file (a shard's final name) meanwhile.
-        self._handle = path.open("r+b")  # read, then truncated through this handle
+        self._buffer = bytearray()
+        self._size = 0
+        self._chunks: queue.Queue[object] = queue.Queue(maxsize=4)
         self._failure: BaseException | None = None
         self._blob: VaultBlob | None = None
+        self._ended = False
         self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
         self._thread.start()
 
+    def _pieces(self) -> Iterator[bytes]:
+        while True:
+            piece = self._chunks.get()
+            if piece is _END:
+                return
+            if piece is _ABORT:
+                raise _Aborted
+            assert isinstance(piece, bytes)
+            yield piece
+
     def _run(self) -> None:
         try:
-            with self._handle:
-                self._store.write(self._handle)
-                # Its pages are dropped before the kernel writes them out: the bytes are
-                # in the vault now, and the empty file keeps its name for the exporter's
-                # final rename.
-                os.ftruncate(self._handle.fileno(), 0)
+            self._store.write(self._pieces())
         except BaseException as error:
             self._failure = error
 
-    def wait(self) -> None:
+    def _send(self, piece: object) -> None:
+        while self._thread.is_alive():
+            try:
+                self._chunks.put(piece, timeout=0.05)
+            except queue.Full:
+                continue
+            return
+        # The store ended before its stream did: it failed (full disk…), say why.
+        if self._failure is not None and not isinstance(self._failure, _Aborted):
+            raise self._failure
+
+    def write(self, data: bytes, /) -> int:
+        size = len(data)
+        self._size += size
+        if not self._buffer and size == _PIECE and isinstance(data, bytes):
+            self._send(data)  # the common case (tar members): passed on as it is
+            return size
+        view = memoryview(data)
+        if self._buffer:
+            room = _PIECE - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) < _PIECE:
+                return size
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        # A large write (a Parquet page of big cells) is cut without going through the
+        # buffer: one copy per piece.
+        while len(view) >= _PIECE:
+            self._send(view[:_PIECE].tobytes())
+            view = view[_PIECE:]
+        self._buffer += view
+        return size
+
+    def tell(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        """Nothing: a sink ends with ``seal`` or ``abort``."""
+
+    def flush(self) -> None:
+        """Nothing: what is written is on its way already."""
+
+    @property
+    def closed(self) -> bool:
+        return self._ended
+
+    def seal(self) -> Callable[[], tuple[str, int]]:
+        if self._buffer:
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        self._send(_END)
+        self._ended = True
+        self._sealer.pending.append(self)
+        return self
+
+    def abort(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._buffer.clear()
+            self._send(_ABORT)
         self._thread.join()
+
+    def wait(self) -> None:
+        self.abort()
+
+    @property
+    def settled(self) -> bool:
+        return self._blob is not None
 
     def __call__(self) -> tuple[str, int]:
         if self._blob is None:
@@ -435,44 +522,47 @@ class _Storing:
 
 
 class _VaultSealer:
-    """Stores each shard and file copy in the vault the moment the exporter finishes it,
-    then truncates the scratch file: the vault's digest of the stored bytes is the one
-    the manifest records, so a shard is hashed once (not once to seal and once to store),
-    read back while it is still in the page cache, and the scratch disk holds a shard or
-    two per format at a time, not the whole export written a second time.
+    """Opens a vault store for each shard and file copy the exporter writes (``open``):
+    the bytes go straight into the vault, never to the scratch disk, and the vault's
+    digest of what it stored is the one the manifest records, so nothing is hashed
+    twice. The small files (card, receipts…) are written to scratch and stored at the
+    end (``blob_for``).
 
-    The store runs in a thread while the export goes on with the next items, so the
-    vault's encryption, writes and fsyncs overlap the formats' work; at most
-    ``in_flight`` stores run at once (the oldest is finished before another starts),
-    which bounds the scratch disk and the threads."""
+    Each store runs in a thread of its own while the export goes on, so the vault's
+    hashing, encryption, writes and fsyncs overlap the formats' work. A sealed store is
+    recorded in the session (this thread) when the exporter asks for its digest, or
+    before another store opens once ``in_flight`` sealed ones wait: that bounds the
+    threads and the memory in flight."""
 
     def __init__(self, session: Session, runtime: Runtime, owner: str, in_flight: int = 2) -> None:
         self.session = session
         self._runtime = runtime
         self._owner = owner
         self._in_flight = in_flight
-        self._pending: list[_Storing] = []
+        self._open: list[_VaultSink] = []
+        self.pending: list[_VaultSink] = []
         self.stored: dict[tuple[str, int], list[VaultBlob]] = {}
 
-    def __call__(self, path: Path) -> Callable[[], tuple[str, int]]:
-        self._pending = [claim for claim in self._pending if claim._blob is None]
-        while len(self._pending) >= self._in_flight:
-            self._pending.pop(0)()
+    def open(self, path: str) -> ShardSink:
+        self.pending = [sink for sink in self.pending if not sink.settled]
+        while len(self.pending) >= self._in_flight:
+            self.pending.pop(0)()
         store = self._runtime.vault.begin_store(
             self.session,
             owner=self._owner,
-            media_type=_file_type(path.name.removesuffix(".partial")),
-            max_bytes=path.stat().st_size,
+            media_type=_file_type(path),
+            # Shards are capped by the format layer; one item can be a shard of its own.
+            max_bytes=sys.maxsize,
         )
-        claim = _Storing(self, path, store)
-        self._pending.append(claim)
-        return claim
+        sink = _VaultSink(self, store)
+        self._open.append(sink)
+        return sink
 
     def wait(self) -> None:
-        """Let every store in flight end (after a failure: the rollback then deletes
-        their objects, none is left half-written by a thread still running)."""
-        for claim in self._pending:
-            claim.wait()
+        """Let every store end (after a failure: those not sealed keep nothing, and the
+        rollback deletes the others; no thread still writes when it does)."""
+        for sink in self._open:
+            sink.wait()
 
     def _store(self, path: Path, name: str) -> VaultBlob:
         with path.open("rb") as handle:
@@ -521,7 +611,8 @@ def _store_files(
             )
         )
         total += blob.plaintext_size
-        (directory / entry["path"]).unlink()  # the scratch disk holds the rest only
+        # Shards and file copies were never on the scratch disk; the rest is removed.
+        (directory / entry["path"]).unlink(missing_ok=True)
     session.flush()
     return total
 
@@ -557,7 +648,7 @@ def _build(
             formats=[ExportFormat(f) for f in export.formats],
             # Scratch space: the vault's writes are the durable ones.
             durable=False,
-            sealer=sealer,
+            sinks=sealer.open,
         )
     finally:
         sealer.wait()

@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 from fairtrain.delivery.items import ExportItem
 from fairtrain.errors import InvalidInput
@@ -22,6 +22,8 @@ __all__ = [
     "Digest",
     "Sealed",
     "Sealer",
+    "ShardSink",
+    "SinkOpener",
     "VerifyingReader",
     "fsync_directory",
     "fsync_file",
@@ -39,7 +41,7 @@ class VerifyingReader:
     """A read-only file object over an item's stream that hashes, counts and copies what
     it reads to ``sinks`` (a plain file copy next to a tar member, for instance)."""
 
-    def __init__(self, item: ExportItem, sinks: Iterable[IO[bytes]] = ()) -> None:
+    def __init__(self, item: ExportItem, sinks: Iterable[IO[bytes] | ShardSink] = ()) -> None:
         self._item = item
         self._source: BinaryIO = item.open()
         self._sinks = list(sinks)
@@ -138,6 +140,30 @@ def seal(path: Path) -> tuple[str, int]:
 Digest = tuple[str, int]
 Sealed = Digest | Callable[[], Digest]
 Sealer = Callable[[Path], Sealed]
+
+
+class ShardSink(Protocol):
+    """Where a shard or file copy is written when it does not go to the scratch disk at
+    all (the delivery service streams it into the vault): ``write`` and ``tell`` as a
+    file's, then ``seal`` once the last byte is written, or ``abort`` (nothing is kept)."""
+
+    # What pyarrow's and tarfile's writers ask of a file besides write and tell.
+    @property
+    def closed(self) -> bool: ...
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def seal(self) -> Sealed: ...
+
+    def abort(self) -> None: ...
+
+
+# Opens the sink of one file of the export, named by its path in the export.
+SinkOpener = Callable[[str], ShardSink]
 
 
 def sealed(path: Path, sealer: Sealer | None, *, durable: bool) -> Sealed:
