@@ -229,10 +229,12 @@ class ParquetShardWriter:
     ) -> None:
         self._durable = durable
         self._sealer = sealer
-        self._sinks = sinks
+        # Without a sealer, shards go to the sinks; with one, to files it is given: a
+        # Python sink costs pyarrow a copy of each row group's column chunk in memory.
+        self._sinks = sinks if sealer is None else None
         self._stream: ShardSink | None = None
         self._dir = export_dir / PARQUET_DIR
-        if sinks is None:
+        if self._sinks is None:
             self._dir.mkdir(parents=True, exist_ok=True)
         self._modalities = modalities
         self._schema = parquet_schema(modalities, schema_metadata)
@@ -335,11 +337,13 @@ class ParquetShardWriter:
         table = pa.Table.from_arrays(
             [self._array(field) for field in self._schema], schema=self._schema
         )
-        self._writer.write_table(table, row_group_size=table.num_rows)
-        del table
+        # The rows' Python values are in Arrow buffers now: let them go before the
+        # writer makes its own copy of the row group, or the three are in memory at once.
         for values in self._columns.values():
             values.clear()
         self._buffered_bytes = 0
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        del table
         # The allocator keeps freed row-group buffers for reuse; hand them back so the
         # process stays at one row group's worth of memory between flushes.
         pa.default_memory_pool().release_unused()
