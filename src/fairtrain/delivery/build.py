@@ -23,6 +23,7 @@ they are listed in the export's ``withheld`` with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -496,10 +497,13 @@ class _VaultSink:
         return self
 
     def abort(self) -> None:
+        """Never raises: it runs while another error is on its way out."""
         if not self._ended:
             self._ended = True
             self._buffer.clear()
-            self._send(_ABORT)
+            # A store that already failed has ended: nothing to tell it.
+            with contextlib.suppress(BaseException):
+                self._send(_ABORT)
         self._thread.join()
 
     def wait(self) -> None:
