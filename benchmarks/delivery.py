@@ -21,8 +21,8 @@ Figures:
   a synthetic minute of sound, a generated 640x360 video), since every delivered
   picture, recording, video and text is decoded, marked and re-encoded.
 * **peak RSS** of a fresh process running the export job on ``--rss-size`` of items
-  (default 10 GiB; the disk needs about three times that: the items in the vault, the
-  scratch export, the export stored back).
+  (default 10 GiB; the disk needs about twice that, plus a Parquet shard or two of
+  scratch: the items in the vault and the export stored back).
 
 Machines shared with other work give noisy figures: read the ratios.
 """

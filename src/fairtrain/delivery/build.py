@@ -5,9 +5,11 @@ version is decrypted from the vault to a private scratch file (never the origina
 licence's mark is applied with a key derived for this licence and this asset, and the
 marked copy is handed to the format layer (``export_dataset``), which writes Parquet and
 WebDataset shards, the manifest, the card, Croissant, the training-content summary and
-the consent receipts into a scratch directory. Every file is then stored in the vault,
-sealed with the licence's own data key (owner ``licence:lic_…``), and the export becomes
-``ready`` with its manifest's digest.
+the consent receipts. Every file is stored in the vault, sealed with the licence's own
+data key (owner ``licence:lic_…``): WebDataset shards and file copies streamed into it as
+they are written, Parquet shards from scratch as each is sealed (both from threads, while
+the export goes on), the small files at the end; the export then becomes ``ready`` with
+its manifest's digest.
 
 The whole build is one transaction, like ingest's processing job: the export becomes
 ready with all its file rows, or nothing is visible. A refusal (a ``DomainError``: an
