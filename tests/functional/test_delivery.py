@@ -392,3 +392,30 @@ def test_a_build_that_gave_up_is_failed_and_asking_again_starts_afresh(
     assert again["id"] != export.id
     db.refresh(export)
     assert export.state == "failed" and export.failure_code == "export_build_error"
+
+
+def test_a_buyer_who_names_one_format_gets_only_that_one(licensed: Delivery, db: Session) -> None:
+    buyer = licensed.buyer
+    url = f"/api/v1/licences/{licensed.licence_id}/exports"
+    refused = buyer.client.post(url, headers=buyer.headers(), json={"formats": ["csv"]})
+    assert refused.status_code == 422, refused.text
+    started = buyer.client.post(url, headers=buyer.headers(), json={"formats": ["webdataset"]})
+    assert started.status_code == 202, started.text
+    assert started.json()["formats"] == ["webdataset"]
+    status = ok(buyer.client.get(f"{url}/{started.json()['id']}"))
+    assert status["state"] == "ready", status
+    paths = set(_links(status))
+    assert any(p.startswith("webdataset/") for p in paths)
+    assert not any(p.startswith(("data/", "media/")) for p in paths)
+    # The manifest lists no Parquet shard either, and the request's audit event says so.
+    manifest = buyer.client.get(_links(status)["manifest.json"]["url"]).json()
+    assert {shard["format"] for shard in manifest["shards"]} == {"webdataset"}
+    assert [e.payload["formats"] for e in _events(db, "delivery.export_requested")] == [
+        ["webdataset"]
+    ]
+    # Asking again for the same formats (or none) is the same export; for others, a 409.
+    again = buyer.client.post(url, headers=buyer.headers(), json={"formats": ["webdataset"]})
+    assert again.status_code == 200 and again.json()["id"] == status["id"]
+    assert buyer.client.post(url, headers=buyer.headers()).json()["id"] == status["id"]
+    other = buyer.client.post(url, headers=buyer.headers(), json={"formats": ["parquet"]})
+    assert other.status_code == 409 and other.json()["code"] == "export_formats_differ"

@@ -12,9 +12,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from fairtrain.delivery import service
+from fairtrain.delivery.export import ExportFormat
 from fairtrain.delivery.models import LicenceExport
 from fairtrain.delivery.policy import DeliveryAction, authorize_delivery
-from fairtrain.delivery.schemas import ExportFileOut, ExportOut, FailureOut, WithheldOut
+from fairtrain.delivery.schemas import (
+    ExportFileOut,
+    ExportIn,
+    ExportOut,
+    FailureOut,
+    WithheldOut,
+)
 from fairtrain.deps import PrincipalDep, SessionDep
 from fairtrain.ids import utcnow
 from fairtrain.licensing import service as licensing
@@ -86,10 +93,16 @@ def _export_out(
     responses={200: {"model": ExportOut, "description": "The export already asked for."}},
 )
 def start_export(
-    licence_id: str, request: Request, principal: PrincipalDep, session: SessionDep
+    licence_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    body: ExportIn | None = None,
 ) -> Response | ExportOut:
-    """Ask for the export of an active licence (202), built in the background. Asking
-    again returns the same export (200) until it fails or is shredded."""
+    """Ask for the export of an active licence (202), built in the background: both
+    formats, or the ``formats`` named. Asking again returns the same export (200) until
+    it fails or is shredded; naming other formats than that export's is refused (409
+    ``export_formats_differ``)."""
     org_id = authorize_delivery(principal, DeliveryAction.EXPORT)
     assert org_id is not None
     export, created = service.start_export(
@@ -98,11 +111,14 @@ def start_export(
         licence_id=licence_id,
         org_id=org_id,
         actor=principal.ref,
+        formats=(
+            [ExportFormat(f) for f in body.formats] if body is not None and body.formats else None
+        ),
     )
-    body = _export_out(request, session, export, with_links=True)
+    out = _export_out(request, session, export, with_links=True)
     if not created:
-        return JSONResponse(body.model_dump(mode="json"), status_code=200)
-    return body
+        return JSONResponse(out.model_dump(mode="json"), status_code=200)
+    return out
 
 
 @router.get("/licences/{licence_id}/exports/{export_id}", response_model=ExportOut)

@@ -5,9 +5,11 @@ version is decrypted from the vault to a private scratch file (never the origina
 licence's mark is applied with a key derived for this licence and this asset, and the
 marked copy is handed to the format layer (``export_dataset``), which writes Parquet and
 WebDataset shards, the manifest, the card, Croissant, the training-content summary and
-the consent receipts into a scratch directory. Every file is then stored in the vault,
-sealed with the licence's own data key (owner ``licence:lic_…``), and the export becomes
-``ready`` with its manifest's digest.
+the consent receipts. Every file is stored in the vault, sealed with the licence's own
+data key (owner ``licence:lic_…``): WebDataset shards and file copies streamed into it as
+they are written, Parquet shards from scratch as each is sealed (both from threads, while
+the export goes on), the small files at the end; the export then becomes ``ready`` with
+its manifest's digest.
 
 The whole build is one transaction, like ingest's processing job: the export becomes
 ready with all its file rows, or nothing is visible. A refusal (a ``DomainError``: an
@@ -23,8 +25,12 @@ they are listed in the export's ``withheld`` with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import shutil
+import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,7 +67,7 @@ from fairtrain.delivery.manifest import MANIFEST_FILE, manifest_digest
 from fairtrain.delivery.marking import NO_MARK, MarkedCopy, delivered_type, mark_copy
 from fairtrain.delivery.models import DeliveredItem, ExportFile, ExportState, LicenceExport
 from fairtrain.delivery.service import BUILD_JOB, check_active, licence_owner, mark_failed
-from fairtrain.delivery.streams import sha256_file
+from fairtrain.delivery.streams import ShardSink, sha256_file
 from fairtrain.errors import Conflict, DomainError, InvalidInput
 from fairtrain.ids import utcnow
 from fairtrain.ingest.models import Asset, AssetState
@@ -69,6 +75,7 @@ from fairtrain.jobs.registry import job_handler
 from fairtrain.licensing.models import Licence, LicenceItem
 from fairtrain.runtime import Runtime
 from fairtrain.vault.models import VaultBlob
+from fairtrain.vault.service import BlobStore
 
 __all__ = ["build_export"]
 
@@ -391,31 +398,239 @@ def _file_type(path: str) -> str:
     return _FILE_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
 
 
-class _VaultSealer:
-    """Stores each shard and file copy in the vault the moment the exporter finishes it,
-    then truncates the scratch file: the vault's digest of the stored bytes is the one
-    the manifest records, so a shard is hashed once (not once to seal and once to store),
-    read back while it is still in the page cache, and the scratch disk holds one shard
-    at a time, not the whole export written a second time."""
+_END = object()
+_ABORT = object()
 
-    def __init__(self, session: Session, runtime: Runtime, owner: str) -> None:
-        self._session = session
+
+class _Aborted(Exception):
+    """Raised into a vault store whose shard was abandoned: the vault keeps nothing."""
+
+
+class _VaultSink:
+    """A shard or file copy written straight into the vault, never to the scratch disk.
+
+    The format writer writes into it in the session's thread; the bytes are cut into the
+    vault's chunk size and handed (a few chunks at most in flight) to a thread that
+    hashes, encrypts and writes them. ``seal`` ends the stream and returns a claim the
+    exporter settles when it needs the digest; ``abort`` makes the store keep nothing."""
+
+    def __init__(self, sealer: _VaultSealer, store: BlobStore) -> None:
+        self._sealer = sealer
+        self._store = store
+        self._buffer = bytearray()
+        self._size = 0
+        self._chunks: queue.Queue[object] = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._blob: VaultBlob | None = None
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
+        self._thread.start()
+
+    def _pieces(self) -> Iterator[bytes]:
+        while True:
+            piece = self._chunks.get()
+            if piece is _END:
+                return
+            if piece is _ABORT:
+                raise _Aborted
+            assert isinstance(piece, bytes)
+            yield piece
+
+    def _run(self) -> None:
+        try:
+            self._store.write(self._pieces())
+        except BaseException as error:
+            self._failure = error
+
+    def _send(self, piece: object) -> None:
+        while self._thread.is_alive():
+            try:
+                self._chunks.put(piece, timeout=0.05)
+            except queue.Full:
+                continue
+            return
+        # The store ended before its stream did: it failed (full disk…), say why.
+        if self._failure is not None and not isinstance(self._failure, _Aborted):
+            raise self._failure
+
+    def write(self, data: bytes, /) -> int:
+        size = len(data)
+        self._size += size
+        if not self._buffer and size == _PIECE and isinstance(data, bytes):
+            self._send(data)  # the common case (tar members): passed on as it is
+            return size
+        view = memoryview(data)
+        if self._buffer:
+            room = _PIECE - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) < _PIECE:
+                return size
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        # A large write (a Parquet page of big cells) is cut without going through the
+        # buffer: one copy per piece.
+        while len(view) >= _PIECE:
+            self._send(view[:_PIECE].tobytes())
+            view = view[_PIECE:]
+        self._buffer += view
+        return size
+
+    def tell(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        """Nothing: a sink ends with ``seal`` or ``abort``."""
+
+    def flush(self) -> None:
+        """Nothing: what is written is on its way already."""
+
+    @property
+    def closed(self) -> bool:
+        return self._ended
+
+    def seal(self) -> Callable[[], tuple[str, int]]:
+        if self._buffer:
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        self._send(_END)
+        self._ended = True
+        self._sealer.pending.append(self)
+        return self
+
+    def abort(self) -> None:
+        """Never raises: it runs while another error is on its way out."""
+        if not self._ended:
+            self._ended = True
+            self._buffer.clear()
+            # A store that already failed has ended: nothing to tell it.
+            with contextlib.suppress(BaseException):
+                self._send(_ABORT)
+        self._thread.join()
+
+    def wait(self) -> None:
+        self.abort()
+
+    @property
+    def settled(self) -> bool:
+        return self._blob is not None
+
+    def __call__(self) -> tuple[str, int]:
+        if self._blob is None:
+            self._thread.join()
+            if self._failure is not None:
+                raise self._failure
+            self._blob = self._store.finish(self._sealer.session)
+            self._sealer.stored.setdefault(
+                (self._blob.sha256, self._blob.plaintext_size), []
+            ).append(self._blob)
+        return self._blob.sha256, self._blob.plaintext_size
+
+
+class _Storing:
+    """One file on its way into the vault from a thread of its own: the bytes are read,
+    hashed, encrypted and written (fsynced) there; the blob is recorded in the session's
+    thread when the exporter asks for the digest (``__call__``)."""
+
+    def __init__(self, sealer: _VaultSealer, path: Path, store: BlobStore) -> None:
+        self._sealer = sealer
+        self._store = store
+        # Opened here: the exporter may rename the file (a shard's final name) meanwhile.
+        self._handle = path.open("r+b")  # read, then truncated through this handle
+        self._failure: BaseException | None = None
+        self._blob: VaultBlob | None = None
+        self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._handle:
+                self._store.write(self._handle)
+                # Its pages are dropped before the kernel writes them out: the bytes are
+                # in the vault now, and the empty file keeps its name for the exporter's
+                # final rename.
+                os.ftruncate(self._handle.fileno(), 0)
+        except BaseException as error:
+            self._failure = error
+
+    @property
+    def settled(self) -> bool:
+        return self._blob is not None
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def __call__(self) -> tuple[str, int]:
+        if self._blob is None:
+            self._thread.join()
+            if self._failure is not None:
+                raise self._failure
+            self._blob = self._store.finish(self._sealer.session)
+            self._sealer.stored.setdefault(
+                (self._blob.sha256, self._blob.plaintext_size), []
+            ).append(self._blob)
+        return self._blob.sha256, self._blob.plaintext_size
+
+
+class _VaultSealer:
+    """Opens a vault store for each shard and file copy the exporter writes (``open``):
+    the bytes go straight into the vault, never to the scratch disk, and the vault's
+    digest of what it stored is the one the manifest records, so nothing is hashed
+    twice. The small files (card, receipts…) are written to scratch and stored at the
+    end (``blob_for``).
+
+    Each store runs in a thread of its own while the export goes on, so the vault's
+    hashing, encryption, writes and fsyncs overlap the formats' work. A sealed store is
+    recorded in the session (this thread) when the exporter asks for its digest, or
+    before another store opens once ``in_flight`` sealed ones wait: that bounds the
+    threads and the memory in flight."""
+
+    def __init__(self, session: Session, runtime: Runtime, owner: str, in_flight: int = 2) -> None:
+        self.session = session
         self._runtime = runtime
         self._owner = owner
+        self._in_flight = in_flight
+        self._open: list[_VaultSink | _Storing] = []
+        self.pending: list[_VaultSink | _Storing] = []
         self.stored: dict[tuple[str, int], list[VaultBlob]] = {}
 
-    def __call__(self, path: Path) -> tuple[str, int]:
-        blob = self._store(path, path.name.removesuffix(".partial"))
-        # Its pages are dropped before the kernel writes them out: the bytes are in the
-        # vault now, and the empty file keeps its name for the exporter's final rename.
-        os.truncate(path, 0)
-        self.stored.setdefault((blob.sha256, blob.plaintext_size), []).append(blob)
-        return blob.sha256, blob.plaintext_size
+    def _begin(self, path: str) -> BlobStore:
+        self.pending = [store for store in self.pending if not store.settled]
+        while len(self.pending) >= self._in_flight:
+            self.pending.pop(0)()
+        return self._runtime.vault.begin_store(
+            self.session,
+            owner=self._owner,
+            media_type=_file_type(path),
+            # Shards are capped by the format layer; one item can be a shard of its own.
+            max_bytes=sys.maxsize,
+        )
+
+    def open(self, path: str) -> ShardSink:
+        """A WebDataset shard or a file copy: written straight into the vault."""
+        sink = _VaultSink(self, self._begin(path))
+        self._open.append(sink)
+        return sink
+
+    def __call__(self, path: Path) -> Callable[[], tuple[str, int]]:
+        """A Parquet shard, written by pyarrow to the scratch disk (a Python sink would
+        make pyarrow hand over each row group as one more copy in memory): stored from
+        a thread, then truncated while its pages are still in the cache."""
+        claim = _Storing(self, path, self._begin(path.name.removesuffix(".partial")))
+        self._open.append(claim)
+        self.pending.append(claim)
+        return claim
+
+    def wait(self) -> None:
+        """Let every store end (after a failure: those not sealed keep nothing, and the
+        rollback deletes the others; no thread still writes when it does)."""
+        for sink in self._open:
+            sink.wait()
 
     def _store(self, path: Path, name: str) -> VaultBlob:
         with path.open("rb") as handle:
             return self._runtime.vault.store_blob(
-                self._session,
+                self.session,
                 owner=self._owner,
                 stream=handle,
                 media_type=_file_type(name),
@@ -459,7 +674,8 @@ def _store_files(
             )
         )
         total += blob.plaintext_size
-        (directory / entry["path"]).unlink()  # the scratch disk holds the rest only
+        # Shards and file copies were never on the scratch disk; the rest is removed.
+        (directory / entry["path"]).unlink(missing_ok=True)
     session.flush()
     return total
 
@@ -487,15 +703,19 @@ def _build(
     delivered: list[dict[str, Any]] = []
     out = scratch / "export"
     sealer = _VaultSealer(session, runtime, licence_owner(export.licence_id))
-    manifest = export_dataset(
-        _items(session, runtime, licence, ordered, scratch, delivered),
-        description,
-        out,
-        formats=[ExportFormat(f) for f in export.formats],
-        # Scratch space: the vault's writes are the durable ones.
-        durable=False,
-        sealer=sealer,
-    )
+    try:
+        manifest = export_dataset(
+            _items(session, runtime, licence, ordered, scratch, delivered),
+            description,
+            out,
+            formats=[ExportFormat(f) for f in export.formats],
+            # Scratch space: the vault's writes are the durable ones.
+            durable=False,
+            sealer=sealer,
+            sinks=sealer.open,
+        )
+    finally:
+        sealer.wait()
     digest = manifest_digest(manifest)
     total = _store_files(session, sealer, export, out, manifest)
     rows = [{"export_id": export.id, **row} for row in delivered]

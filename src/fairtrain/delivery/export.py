@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fairtrain.audit.chain import canonical_json, format_time
 from fairtrain.delivery.card import CARD_FILE, render_card
@@ -40,11 +40,15 @@ from fairtrain.delivery.manifest import (
 from fairtrain.delivery.parquet import MiB, ParquetShardWriter, rewrite_parquet_shard
 from fairtrain.delivery.streams import (
     CHUNK,
+    Sealed,
     Sealer,
+    ShardSink,
+    SinkOpener,
     VerifyingReader,
     fsync_directory,
     fsync_file,
     read_all,
+    settle,
     sha256_file,
 )
 from fairtrain.delivery.summary import (
@@ -106,9 +110,11 @@ class _Export:
         limits: ExportLimits,
         durable: bool = True,
         sealer: Sealer | None = None,
+        sinks: SinkOpener | None = None,
     ) -> None:
         self.durable = durable
         self.sealer = sealer
+        self.sinks = sinks
         self.directory = directory
         self.description = description
         self.limits = limits
@@ -130,6 +136,7 @@ class _Export:
                 schema_metadata=schema_metadata,
                 durable=durable,
                 sealer=sealer,
+                sinks=sinks,
             )
             if ExportFormat.PARQUET in formats
             else None
@@ -142,6 +149,7 @@ class _Export:
                 max_shard_items=limits.tar_shard_items,
                 durable=durable,
                 sealer=sealer,
+                sinks=sinks,
             )
             if ExportFormat.WEBDATASET in formats
             else None
@@ -150,6 +158,8 @@ class _Export:
         self.tally = ContentTally()
         self.keys: set[str] = set()
         self.media: list[dict[str, Any]] = []
+        # File copies handed to the sealer, checked against the item once it is done.
+        self.copies: list[tuple[str, Sealed]] = []
         # path -> (sha256, size) of every file written, taken as each file is sealed.
         self.digests: dict[str, tuple[str, int]] = {}
 
@@ -176,33 +186,37 @@ class _Export:
         """Stream an item too large for a Parquet cell: into the tar member and, when
         Parquet is written, into a plain copy under media/ that its row points to."""
         relative = f"{MEDIA_DIR}/{item.key}.{item.extension}"
+        stream: ShardSink | None = None
         with contextlib.ExitStack() as stack:
-            sinks = []
-            if self.parquet is not None:
+            sinks: list[IO[bytes] | ShardSink] = []
+            if self.parquet is not None and self.sinks is not None:
+                stream = self.sinks(relative)
+                sinks.append(stream)
+            elif self.parquet is not None:
                 (self.directory / MEDIA_DIR).mkdir(exist_ok=True)
-                copy = stack.enter_context((self.directory / relative).open("wb"))
-                sinks.append(copy)
+                sinks.append(stack.enter_context((self.directory / relative).open("wb")))
             reader = VerifyingReader(item, sinks)
             stack.callback(reader.close)
-            if self.tar is not None:
-                self.tar.add(item, reader)
-            else:
-                while reader.read(CHUNK):
-                    pass
-                reader.finish()
+            try:
+                if self.tar is not None:
+                    self.tar.add(item, reader)
+                else:
+                    while reader.read(CHUNK):
+                        pass
+                    reader.finish()
+            except BaseException:
+                if stream is not None:
+                    stream.abort()
+                raise
         if self.parquet is not None:
             self.parquet.add(item, None, relative)
             self.media.append({"path": relative, "format": "file", "keys": [item.key]})
             # The copy holds exactly the item's verified bytes: its digest is the item's.
             self.digests[relative] = (item.sha256, item.size)
-            if self.sealer is not None and self.sealer(self.directory / relative) != (
-                item.sha256,
-                item.size,
-            ):
-                raise Conflict(
-                    f"{relative} changed on the scratch disk before it was stored.",
-                    code="export_file_changed",
-                )
+            if stream is not None:
+                self.copies.append((relative, stream.seal()))
+            elif self.sealer is not None:
+                self.copies.append((relative, self.sealer(self.directory / relative)))
 
     def abort(self) -> None:
         for writer in (self.parquet, self.tar, self.receipts):
@@ -217,6 +231,12 @@ class _Export:
                 f"The description says {d.item_count} items but {count} were given.",
                 code="export_item_count",
             )
+        for relative, claim in self.copies:
+            if settle(claim) != self.digests[relative]:
+                raise Conflict(
+                    f"{relative} changed on the scratch disk before it was stored.",
+                    code="export_file_changed",
+                )
         shards: list[dict[str, Any]] = []
         for kind, writer in (("parquet", self.parquet), ("webdataset", self.tar)):
             if writer is None:
@@ -257,10 +277,12 @@ class _Export:
             return manifest
         # Durable before it is renamed into place: the shards were already handed to the
         # kernel for write-out as each was sealed, so this mostly waits for what is left.
-        for entry in files:
+        # Files given to sinks are not here: their sinks made them durable.
+        local = [entry for entry in files if (self.directory / entry["path"]).exists()]
+        for entry in local:
             fsync_file(self.directory / entry["path"])
         fsync_file(self.directory / MANIFEST_FILE)
-        for directory in {(self.directory / entry["path"]).parent for entry in files}:
+        for directory in {(self.directory / entry["path"]).parent for entry in local}:
             fsync_directory(directory)
         return manifest
 
@@ -280,6 +302,7 @@ def export_dataset(
     limits: ExportLimits | None = None,
     durable: bool = True,
     sealer: Sealer | None = None,
+    sinks: SinkOpener | None = None,
 ) -> dict[str, Any]:
     """Write the export of ``items`` to ``out_dir`` (which must not exist yet) and
     return its manifest. On any error nothing is left at ``out_dir``.
@@ -292,7 +315,14 @@ def export_dataset(
     ``sealer`` is given each shard and file copy as soon as it is complete and returns
     its SHA-256 and size for the manifest; it may take the file's bytes away (the
     delivery service stores it in the vault and truncates it), so the files the manifest
-    lists are then not all in ``out_dir``. Without one, each file is hashed here."""
+    lists are then not all in ``out_dir``. Without one, each file is hashed here.
+
+    ``sinks`` goes further: shards and file copies are written straight to the sink it
+    opens for each (the delivery service's streams them into the vault) and never reach
+    ``out_dir``; only the small files (card, receipts, summary, Croissant, manifest) do.
+    Given both, Parquet shards still go to files handed to ``sealer``: pyarrow hands a
+    Python sink each column chunk as one more copy in memory (64 MiB a row group), a
+    file it writes itself from its own buffers."""
     chosen = frozenset(ExportFormat(f) for f in formats)
     if not chosen:
         raise InvalidInput("Choose at least one export format.", code="export_formats")
@@ -306,7 +336,9 @@ def export_dataset(
     partial.mkdir()
     export: _Export | None = None
     try:
-        export = _Export(partial, description, chosen, limits or ExportLimits(), durable, sealer)
+        export = _Export(
+            partial, description, chosen, limits or ExportLimits(), durable, sealer, sinks
+        )
         for item in items:
             export.add(item)
         manifest = export.finish()

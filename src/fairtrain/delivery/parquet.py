@@ -55,7 +55,15 @@ import pyarrow.parquet as pq
 
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import JSON, ExportItem, Modality
-from fairtrain.delivery.streams import Sealer, fsync_file, sealed
+from fairtrain.delivery.streams import (
+    Sealed,
+    Sealer,
+    ShardSink,
+    SinkOpener,
+    fsync_file,
+    sealed,
+    settle,
+)
 from fairtrain.errors import InvalidInput
 
 __all__ = [
@@ -217,11 +225,17 @@ class ParquetShardWriter:
         schema_metadata: Mapping[str, str] | None = None,
         durable: bool = True,
         sealer: Sealer | None = None,
+        sinks: SinkOpener | None = None,
     ) -> None:
         self._durable = durable
         self._sealer = sealer
+        # Without a sealer, shards go to the sinks; with one, to files it is given: a
+        # Python sink costs pyarrow a copy of each row group's column chunk in memory.
+        self._sinks = sinks if sealer is None else None
+        self._stream: ShardSink | None = None
         self._dir = export_dir / PARQUET_DIR
-        self._dir.mkdir(parents=True, exist_ok=True)
+        if self._sinks is None:
+            self._dir.mkdir(parents=True, exist_ok=True)
         self._modalities = modalities
         self._schema = parquet_schema(modalities, schema_metadata)
         self._max_shard_bytes = max_shard_bytes
@@ -233,7 +247,7 @@ class ParquetShardWriter:
         self._sink_path: Path | None = None
         self._writer: pq.ParquetWriter | None = None
         self._shard_keys: list[str] = []
-        self._finished: list[tuple[Path, tuple[str, ...], str, int]] = []
+        self._finished: list[tuple[Path | None, tuple[str, ...], Sealed]] = []
 
     def add(self, item: ExportItem, content: bytes | None, media_file: str | None) -> None:
         """One row. ``content`` is the item's bytes, or None when it was too large to
@@ -290,9 +304,11 @@ class ParquetShardWriter:
             self._close_shard()
         total = len(self._finished)
         records = []
-        for index, (partial, keys, digest, size) in enumerate(self._finished):
+        for index, (partial, keys, claim) in enumerate(self._finished):
             name = f"train-{index:05d}-of-{total:05d}.parquet"
-            os.replace(partial, self._dir / name)
+            digest, size = settle(claim)
+            if partial is not None:
+                os.replace(partial, self._dir / name)
             records.append(ShardRecord(f"{PARQUET_DIR}/{name}", keys, digest, size))
         return records
 
@@ -301,10 +317,13 @@ class ParquetShardWriter:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
-        if self._sink is not None:
+        if self._stream is not None:
+            self._stream.abort()
+        elif self._sink is not None:
             self._sink.close()
         self._writer = None
         self._sink = None
+        self._stream = None
 
     def _shard_size(self) -> int:
         return self._sink.tell() if self._sink is not None else 0
@@ -318,11 +337,13 @@ class ParquetShardWriter:
         table = pa.Table.from_arrays(
             [self._array(field) for field in self._schema], schema=self._schema
         )
-        self._writer.write_table(table, row_group_size=table.num_rows)
-        del table
+        # The rows' Python values are in Arrow buffers now: let them go before the
+        # writer makes its own copy of the row group, or the three are in memory at once.
         for values in self._columns.values():
             values.clear()
         self._buffered_bytes = 0
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        del table
         # The allocator keeps freed row-group buffers for reuse; hand them back so the
         # process stays at one row group's worth of memory between flushes.
         pa.default_memory_pool().release_unused()
@@ -347,16 +368,27 @@ class ParquetShardWriter:
         if self._writer is None:  # an empty dataset still gets one (empty) shard
             self._open_shard()
         assert self._writer is not None and self._sink is not None
-        assert self._sink_path is not None
         self._writer.close()
         self._sink.close()
-        digest, size = sealed(self._sink_path, self._sealer, durable=self._durable)
-        self._finished.append((self._sink_path, tuple(self._shard_keys), digest, size))
+        if self._stream is not None:
+            claim = self._stream.seal()
+            self._finished.append((None, tuple(self._shard_keys), claim))
+        else:
+            assert self._sink_path is not None
+            claim = sealed(self._sink_path, self._sealer, durable=self._durable)
+            self._finished.append((self._sink_path, tuple(self._shard_keys), claim))
         self._writer = None
         self._sink = None
+        self._stream = None
         self._shard_keys = []
 
     def _open_shard(self) -> None:
+        if self._sinks is not None:
+            # Straight into its destination (the vault): never on the scratch disk.
+            self._stream = self._sinks(f"{PARQUET_DIR}/train-{len(self._finished):05d}.parquet")
+            self._sink = pa.PythonFile(self._stream, mode="w")
+            self._writer = _open_writer(self._sink, self._schema)
+            return
         # pyarrow's own file (not a Python file object): writes skip the interpreter.
         self._sink_path = self._dir / f"train-{len(self._finished):05d}.parquet.partial"
         self._sink = pa.OSFile(str(self._sink_path), "wb")

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-__all__ = ["ExportFileOut", "ExportOut", "FailureOut", "WithheldOut"]
+__all__ = ["ExportFileOut", "ExportIn", "ExportOut", "FailureOut", "WithheldOut"]
+
+
+class ExportIn(BaseModel):
+    """What an export request may choose. Without a body (or without ``formats``) both
+    formats are delivered; naming one builds and stores only that one (half the bytes
+    written for a buyer who trains from one of them)."""
+
+    formats: list[Literal["parquet", "webdataset"]] | None = Field(
+        default=None, min_length=1, max_length=2
+    )
 
 
 class ExportFileOut(BaseModel):

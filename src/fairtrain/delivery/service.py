@@ -18,7 +18,7 @@ Services flush; the caller commits. Every state change appends an audit event.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,7 +39,7 @@ from fairtrain.delivery.models import (
     LicenceExport,
 )
 from fairtrain.delivery.ranges import ByteRange, Unsatisfiable, requested_range
-from fairtrain.errors import Forbidden, Gone, NotFound, RateLimited
+from fairtrain.errors import Conflict, Forbidden, Gone, NotFound, RateLimited
 from fairtrain.ids import new_id, utcnow
 from fairtrain.jobs.models import Job, JobState
 from fairtrain.jobs.service import Dispatcher, enqueue_job
@@ -145,9 +145,12 @@ def start_export(
     licence_id: str,
     org_id: str,
     actor: str,
+    formats: Sequence[ExportFormat] | None = None,
 ) -> tuple[LicenceExport, bool]:
     """The export of the licence's version, asked for now or before; ``True`` when this
-    call asked for it. Idempotent per version: retries and concurrent requests get the
+    call asked for it. ``formats`` (both by default) are the formats built; an export
+    already asked for with other formats is refused (``export_formats_differ``) rather
+    than returned as if it had them. Idempotent per version: retries and concurrent requests get the
     same export until it fails or is shredded."""
     licence = licensing.get_licence(session, licence_id, org_id)
     check_active(licence, utcnow())
@@ -156,7 +159,15 @@ def start_export(
         # Its build gave up after its retries: say so, and start afresh below.
         mark_failed(session, existing, code=_BUILD_ERROR[0], detail=_BUILD_ERROR[1])
         existing = None
+    chosen = [f.value for f in ExportFormat if f in set(formats or DEFAULT_FORMATS)]
     if existing is not None:
+        if formats is not None and sorted(existing.formats) != sorted(chosen):
+            raise Conflict(
+                f"An export of this licence with {' and '.join(existing.formats)} was "
+                "already asked for; it is the one delivered until it fails or is shredded.",
+                code="export_formats_differ",
+                extra={"export_id": existing.id, "formats": list(existing.formats)},
+            )
         return existing, False
     now = utcnow()
     export = LicenceExport(
@@ -165,7 +176,7 @@ def start_export(
         org_id=licence.org_id,
         version_id=licence.version_id,
         state=ExportState.REQUESTED,
-        formats=[f.value for f in DEFAULT_FORMATS],
+        formats=chosen,
         requested_by=actor,
         created_at=now,
         withheld=[],

@@ -12,20 +12,25 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 from fairtrain.delivery.items import ExportItem
 from fairtrain.errors import InvalidInput
 
 __all__ = [
     "CHUNK",
+    "Digest",
+    "Sealed",
     "Sealer",
+    "ShardSink",
+    "SinkOpener",
     "VerifyingReader",
     "fsync_directory",
     "fsync_file",
     "read_all",
     "seal",
     "sealed",
+    "settle",
     "sha256_file",
 ]
 
@@ -36,7 +41,7 @@ class VerifyingReader:
     """A read-only file object over an item's stream that hashes, counts and copies what
     it reads to ``sinks`` (a plain file copy next to a tar member, for instance)."""
 
-    def __init__(self, item: ExportItem, sinks: Iterable[IO[bytes]] = ()) -> None:
+    def __init__(self, item: ExportItem, sinks: Iterable[IO[bytes] | ShardSink] = ()) -> None:
         self._item = item
         self._source: BinaryIO = item.open()
         self._sinks = list(sinks)
@@ -126,18 +131,52 @@ def seal(path: Path) -> tuple[str, int]:
     return digest, size
 
 
-# Takes a finished shard or file copy and returns its SHA-256 and size. The delivery
-# service passes one that stores the file in the vault as soon as it is complete and takes
-# its bytes off the scratch disk (the vault's own digest of what it stored is the one the
-# manifest records): nothing is hashed twice, and the scratch disk never holds the export.
-Sealer = Callable[[Path], tuple[str, int]]
+# Takes a finished shard or file copy and returns its SHA-256 and size, or a claim to
+# them (called once the caller needs them; it raises what went wrong in between). The
+# delivery service passes one that stores the file in the vault from another thread while
+# the export goes on, and takes its bytes off the scratch disk (the vault's own digest of
+# what it stored is the one the manifest records): nothing is hashed twice, the scratch
+# disk never holds the export, and the vault's writes and fsyncs overlap the next shard.
+Digest = tuple[str, int]
+Sealed = Digest | Callable[[], Digest]
+Sealer = Callable[[Path], Sealed]
 
 
-def sealed(path: Path, sealer: Sealer | None, *, durable: bool) -> tuple[str, int]:
-    """A finished file's digest and size, through ``sealer`` when there is one."""
+class ShardSink(Protocol):
+    """Where a shard or file copy is written when it does not go to the scratch disk at
+    all (the delivery service streams it into the vault): ``write`` and ``tell`` as a
+    file's, then ``seal`` once the last byte is written, or ``abort`` (nothing is kept)."""
+
+    # What pyarrow's and tarfile's writers ask of a file besides write and tell.
+    @property
+    def closed(self) -> bool: ...
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def seal(self) -> Sealed: ...
+
+    def abort(self) -> None: ...
+
+
+# Opens the sink of one file of the export, named by its path in the export.
+SinkOpener = Callable[[str], ShardSink]
+
+
+def sealed(path: Path, sealer: Sealer | None, *, durable: bool) -> Sealed:
+    """A finished file's digest and size (or a claim to them), through ``sealer`` when
+    there is one."""
     if sealer is not None:
         return sealer(path)
     return seal(path) if durable else sha256_file(path)
+
+
+def settle(claim: Sealed) -> Digest:
+    """The digest and size a ``Sealed`` stands for, waiting for it if need be."""
+    return claim if isinstance(claim, tuple) else claim()
 
 
 def fsync_file(path: Path) -> None:

@@ -22,17 +22,21 @@ import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from fairtrain.audit.chain import canonical_json
 from fairtrain.delivery.items import ExportItem
 from fairtrain.delivery.parquet import MiB, ShardRecord
 from fairtrain.delivery.streams import (
     CHUNK,
+    Sealed,
     Sealer,
+    ShardSink,
+    SinkOpener,
     VerifyingReader,
     fsync_file,
     sealed,
+    settle,
 )
 from fairtrain.errors import InvalidInput
 
@@ -86,18 +90,21 @@ class TarShardWriter:
         max_shard_items: int = 10_000,
         durable: bool = True,
         sealer: Sealer | None = None,
+        sinks: SinkOpener | None = None,
     ) -> None:
         self._durable = durable
         self._sealer = sealer
+        self._sinks = sinks
         self._dir = export_dir / WEBDATASET_DIR
-        self._dir.mkdir(parents=True, exist_ok=True)
+        if sinks is None:
+            self._dir.mkdir(parents=True, exist_ok=True)
         self._mtime = mtime
         self._max_shard_bytes = max_shard_bytes
         self._max_shard_items = max_shard_items
-        self._sink: IO[bytes] | None = None
+        self._sink: IO[bytes] | ShardSink | None = None
         self._tar: tarfile.TarFile | None = None
         self._keys: list[str] = []
-        self._records: list[ShardRecord] = []
+        self._records: list[tuple[str, tuple[str, ...], Sealed]] = []
 
     def add(self, item: ExportItem, source: bytes | VerifyingReader) -> None:
         """Append an item: ``source`` is its checked bytes, or a reader that streams (and
@@ -135,12 +142,15 @@ class TarShardWriter:
         if self._keys or not self._records:
             self._open_shard()
             self._close_shard()
-        return list(self._records)
+        return [ShardRecord(path, keys, *settle(claim)) for path, keys, claim in self._records]
 
     def abort(self) -> None:
         """Close what is open after a failure (the caller removes the files)."""
         if self._sink is not None:
-            self._sink.close()
+            if self._sinks is not None:
+                cast(ShardSink, self._sink).abort()
+            else:
+                self._sink.close()
         self._tar = None
         self._sink = None
 
@@ -157,22 +167,34 @@ class TarShardWriter:
 
     def _open_shard(self) -> tarfile.TarFile:
         if self._tar is None:
-            path = self._dir / f"shard-{len(self._records):06d}.tar"
-            self._sink = path.open("wb")
+            name = f"shard-{len(self._records):06d}.tar"
+            self._sink = (
+                self._sinks(f"{WEBDATASET_DIR}/{name}")
+                if self._sinks is not None
+                else (self._dir / name).open("wb")
+            )
             self._tar = tarfile.TarFile(
-                fileobj=self._sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK
+                # A sink has all of a file tarfile uses for writing: write and tell.
+                fileobj=cast(IO[bytes], self._sink),
+                mode="w",
+                format=tarfile.PAX_FORMAT,
+                copybufsize=CHUNK,
             )
         return self._tar
 
     def _close_shard(self) -> None:
         assert self._tar is not None and self._sink is not None
         self._tar.close()
-        self._sink.close()
-        path = Path(self._sink.name)
-        digest, size = sealed(path, self._sealer, durable=self._durable)
-        self._records.append(
-            ShardRecord(f"{WEBDATASET_DIR}/{path.name}", tuple(self._keys), digest, size)
-        )
+        if self._sinks is not None:
+            name = f"shard-{len(self._records):06d}.tar"
+            claim = cast(ShardSink, self._sink).seal()
+        else:
+            handle = cast(IO[bytes], self._sink)
+            handle.close()
+            path = Path(handle.name)
+            name = path.name
+            claim = sealed(path, self._sealer, durable=self._durable)
+        self._records.append((f"{WEBDATASET_DIR}/{name}", tuple(self._keys), claim))
         self._tar = None
         self._sink = None
         self._keys = []

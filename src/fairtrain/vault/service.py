@@ -59,8 +59,10 @@ from fairtrain.vault.models import BlobState, ContributorKey, VaultBlob
 
 __all__ = [
     "BlobCheck",
+    "BlobStore",
     "ShredReport",
     "Vault",
+    "begin_store",
     "default_keyring",
     "delete_blob",
     "find_orphans",
@@ -374,6 +376,114 @@ def _put_in_background(backend: BlobBackend, storage_key: str, sealed: Iterator[
     return outcome[0]
 
 
+class BlobStore:
+    """A store in three steps, for a caller that wants the bytes moved off its thread.
+
+    ``begin_store`` (in the session's thread) picks the owner's data key and the blob's
+    id, and registers the object so that rolling the transaction back deletes it;
+    ``write`` (in any thread: it touches no session) encrypts and stores the bytes;
+    ``finish`` (in the session's thread again) records the blob and its audit event. The
+    blob is visible only once ``finish`` ran and the transaction commits.
+    """
+
+    def __init__(
+        self,
+        backend: BlobBackend,
+        *,
+        owner: str,
+        key_id: str,
+        data_key: bytes,
+        media_type: str,
+        max_bytes: int,
+        chunk_size: int,
+    ) -> None:
+        self._backend = backend
+        self._owner = owner
+        self._key_id = key_id
+        self._data_key = data_key
+        self._media_type = media_type
+        self._meter = _PlaintextMeter(max_bytes=max_bytes)
+        self._chunk_size = chunk_size
+        self.blob_id = new_id("blb")
+        self.storage_key = _storage_key(self.blob_id)
+        self._written: int | None = None
+        self._sha256: str | None = None
+
+    def write(self, stream: Iterable[bytes] | Readable) -> None:
+        """Encrypt ``stream`` and store it; an error leaves no object behind."""
+        sealed = encrypt_stream(
+            self._data_key,
+            self._meter.through(stream, self._chunk_size),
+            blob_id=self.blob_id,
+            key_id=self._key_id,
+            chunk_size=self._chunk_size,
+        )
+        try:
+            self._written = _put_in_background(self._backend, self.storage_key, sealed)
+            self._sha256 = self._meter.digest.hexdigest()
+        finally:
+            self._meter.digest.close()
+
+    def finish(self, session: Session) -> VaultBlob:
+        if self._written is None or self._sha256 is None:
+            raise RuntimeError("finish() before write() completed")
+        blob = VaultBlob(
+            id=self.blob_id,
+            owner=self._owner,
+            key_id=self._key_id,
+            storage_key=self.storage_key,
+            sha256=self._sha256,
+            plaintext_size=self._meter.size,
+            ciphertext_size=self._written,
+            media_type=self._media_type,
+            created_at=utcnow(),
+            state=BlobState.STORED,
+        )
+        session.add(blob)
+        session.flush()
+        append_event(
+            session,
+            actor=self._owner,
+            action="vault.blob_stored",
+            subject=f"blob:{blob.id}",
+            payload={
+                "key_id": self._key_id,
+                "size": self._meter.size,
+                "media_type": self._media_type,
+            },
+        )
+        return blob
+
+
+def begin_store(
+    session: Session,
+    backend: BlobBackend,
+    *,
+    owner: str,
+    media_type: str,
+    max_bytes: int,
+    keyring: KeyRing | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> BlobStore:
+    """The first step of a store (see ``BlobStore``)."""
+    _check_owner(owner)
+    keyring = keyring or default_keyring()
+    key = _live_key_or_create(session, owner, keyring)
+    store = BlobStore(
+        backend,
+        owner=owner,
+        key_id=key.id,
+        data_key=_data_key(key, keyring),
+        media_type=media_type,
+        max_bytes=max_bytes,
+        chunk_size=chunk_size,
+    )
+    # Registered before a byte is written: a rollback deletes the object even when it
+    # was being written in another thread (the caller waits for that thread first).
+    _remember_new_object(session, backend, store.storage_key)
+    return store
+
+
 def store_blob(
     session: Session,
     backend: BlobBackend,
@@ -391,48 +501,17 @@ def store_blob(
     abandoned with ``PayloadTooLarge`` and no object is left behind. An error raised by
     ``stream`` itself propagates the same way.
     """
-    _check_owner(owner)
-    keyring = keyring or default_keyring()
-    key = _live_key_or_create(session, owner, keyring)
-    data_key = _data_key(key, keyring)
-    blob_id = new_id("blb")
-    storage_key = _storage_key(blob_id)
-    meter = _PlaintextMeter(max_bytes=max_bytes)
-    sealed = encrypt_stream(
-        data_key,
-        meter.through(stream, chunk_size),
-        blob_id=blob_id,
-        key_id=key.id,
+    store = begin_store(
+        session,
+        backend,
+        owner=owner,
+        media_type=media_type,
+        max_bytes=max_bytes,
+        keyring=keyring,
         chunk_size=chunk_size,
     )
-    try:
-        written = _put_in_background(backend, storage_key, sealed)
-        sha256 = meter.digest.hexdigest()
-    finally:
-        meter.digest.close()
-    _remember_new_object(session, backend, storage_key)
-    blob = VaultBlob(
-        id=blob_id,
-        owner=owner,
-        key_id=key.id,
-        storage_key=storage_key,
-        sha256=sha256,
-        plaintext_size=meter.size,
-        ciphertext_size=written,
-        media_type=media_type,
-        created_at=utcnow(),
-        state=BlobState.STORED,
-    )
-    session.add(blob)
-    session.flush()
-    append_event(
-        session,
-        actor=owner,
-        action="vault.blob_stored",
-        subject=f"blob:{blob.id}",
-        payload={"key_id": key.id, "size": meter.size, "media_type": media_type},
-    )
-    return blob
+    store.write(stream)
+    return store.finish(session)
 
 
 def _get_blob(session: Session, blob_id: str) -> VaultBlob:
@@ -809,6 +888,18 @@ class Vault:
             self.backend,
             owner=owner,
             stream=stream,
+            media_type=media_type,
+            max_bytes=max_bytes,
+            keyring=self.keyring,
+        )
+
+    def begin_store(
+        self, session: Session, *, owner: str, media_type: str, max_bytes: int
+    ) -> BlobStore:
+        return begin_store(
+            session,
+            self.backend,
+            owner=owner,
             media_type=media_type,
             max_bytes=max_bytes,
             keyring=self.keyring,

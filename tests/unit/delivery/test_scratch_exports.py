@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,3 +82,73 @@ def test_a_source_checked_item_is_counted_not_hashed_again(
     with pytest.raises(InvalidInput) as refused:
         export_dataset([short, *items[1:]], description, tmp_path / "short")
     assert refused.value.code == "export_item_mismatch"
+
+
+class _MemorySink:
+    """A sink as the delivery service's vault sink behaves: bytes kept elsewhere, the
+    digest given when sealed, nothing kept when aborted."""
+
+    def __init__(self, kept: dict[str, bytes], aborted: list[str], path: str) -> None:
+        self._kept, self._aborted, self._path = kept, aborted, path
+        self._data = bytearray()
+        self.closed = False  # what pyarrow asks of a file it writes to
+
+    def write(self, data: bytes, /) -> int:
+        self._data += data
+        return len(data)
+
+    def tell(self) -> int:
+        return len(self._data)
+
+    def close(self) -> None:
+        pass
+
+    def seal(self) -> Callable[[], tuple[str, int]]:
+        self._kept[self._path] = bytes(self._data)
+        return lambda: (hashlib.sha256(self._data).hexdigest(), len(self._data))
+
+    def abort(self) -> None:
+        self._aborted.append(self._path)
+
+
+def test_with_sinks_shards_and_copies_never_reach_the_export_directory(
+    tmp_path: Path, items: list[ExportItem], description: ExportDescription
+) -> None:
+    limits = ExportLimits(max_embedded_bytes=40_000, parquet_shard_bytes=1, tar_shard_items=1)
+    kept: dict[str, bytes] = {}
+    aborted: list[str] = []
+
+    def sinks(path: str) -> _MemorySink:
+        return _MemorySink(kept, aborted, path)
+
+    plain = export_dataset(items, description, tmp_path / "plain", limits=limits, durable=False)
+    streamed = export_dataset(items, description, tmp_path / "streamed", limits=limits, sinks=sinks)
+    assert streamed["files"] == plain["files"] and streamed["shards"] == plain["shards"]
+    assert aborted == [] and any(s["format"] == "file" for s in plain["shards"])
+    on_disk = {p.relative_to(tmp_path / "streamed").as_posix()
+               for p in (tmp_path / "streamed").rglob("*") if p.is_file()}  # fmt: skip
+    assert not on_disk & {s["path"] for s in plain["shards"]}
+    # What each sink kept is the plain export's file, byte for byte (Parquet shards get
+    # their -of-N name once the count is known).
+    assert len(kept) == len(plain["shards"])
+    plain_bytes = sorted((tmp_path / "plain" / s["path"]).read_bytes() for s in plain["shards"])
+    assert sorted(kept.values()) == plain_bytes
+
+
+def test_a_failed_export_aborts_the_sink_it_was_writing(
+    tmp_path: Path, items: list[ExportItem], description: ExportDescription
+) -> None:
+    kept: dict[str, bytes] = {}
+    aborted: list[str] = []
+    first = items[0]
+    with first.open() as source:
+        data = source.read()
+    bad = replace(first, key="zz-last", open=lambda: io.BytesIO(data[:-1]))
+    with pytest.raises(InvalidInput):
+        export_dataset(
+            [*items, bad],
+            replace(description, item_count=len(items) + 1),
+            tmp_path / "failed",
+            sinks=lambda path: _MemorySink(kept, aborted, path),
+        )
+    assert aborted and not (tmp_path / "failed").exists()
