@@ -186,6 +186,15 @@ def serve(
             table.add_row(login.role, login.email, login.password)
         console.print(table)
     engine.dispose()
+    if settings.memory_trace_path is not None:
+        from fairtrain.memtrace import MemoryTrace
+
+        # Before the app is imported, so its allocations are traced too.
+        MemoryTrace(
+            settings.memory_trace_path,
+            settings.memory_trace_every_seconds,
+            settings.memory_trace_frames,
+        ).start()
     uvicorn.run(
         "fairtrain.asgi:app",
         host=host,

@@ -1,0 +1,151 @@
+"""Memory tracing for soaks: where a long-running server's memory goes, minute by minute.
+
+Off by default. ``FAIRTRAIN_MEMORY_TRACE_PATH=/tmp/trace.txt fairtrain serve`` starts
+:mod:`tracemalloc` in the server process and, every ``FAIRTRAIN_MEMORY_TRACE_EVERY_SECONDS``,
+appends to that file the process's resident memory, the Python heap tracemalloc sees,
+glibc's own account of the native heap (``mallinfo2``: bytes in use, bytes freed but kept)
+and the allocation sites that grew most since the first dump, by traceback. RSS minus the
+traced Python heap is native memory (onnxruntime, Pillow, the allocator's free lists): the
+split tells a Python object that is kept (a cache, a list that grows) from native growth.
+
+Tracing costs CPU and memory of its own (each traced block carries its traceback), so it
+is a diagnostic for a soak, never for production traffic.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["MemoryTrace", "native_heap", "resident_bytes"]
+
+FRAMES = 12
+TOP = 25
+_IGNORED = (
+    tracemalloc.Filter(False, tracemalloc.__file__),
+    tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+    tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+    tracemalloc.Filter(False, "<unknown>"),
+)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+            "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def native_heap() -> dict[str, int] | None:
+    """glibc's heap: ``in_use`` (allocated blocks, all arenas and mmapped chunks) and
+    ``free_kept`` (freed but not returned to the system); None off glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return {
+        "in_use": int(info.uordblks + info.hblkhd),
+        "free_kept": int(info.fordblks),
+        "arenas": int(info.arena),
+    }
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _mib(value: int) -> str:
+    return f"{value / 1024**2:.1f} MiB"
+
+
+class MemoryTrace:
+    """A daemon thread that appends one dump to ``path`` every ``every`` seconds."""
+
+    def __init__(self, path: Path, every: float, frames: int = FRAMES) -> None:
+        self.path = path
+        self.every = every
+        self.frames = frames  # 0: no tracemalloc, only RSS and the native heap
+        self._stop = threading.Event()
+        self._first: tracemalloc.Snapshot | None = None
+        self._previous: tracemalloc.Snapshot | None = None
+        self._thread = threading.Thread(target=self._run, name="memory-trace", daemon=True)
+
+    def start(self) -> None:
+        if self.frames and not tracemalloc.is_tracing():
+            tracemalloc.start(self.frames)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        while not self._stop.wait(self.every):
+            self.dump(time.monotonic() - began)
+
+    def dump(self, elapsed: float) -> None:
+        lines = [
+            f"=== {datetime.now(UTC).isoformat(timespec='seconds')} t={elapsed:.0f}s "
+            f"rss={_mib(resident_bytes())}"
+        ]
+        heap = native_heap()
+        if heap is not None:
+            lines.append(
+                f"glibc heap in use {_mib(heap['in_use'])}, freed but kept "
+                f"{_mib(heap['free_kept'])}, main+thread arenas {_mib(heap['arenas'])}"
+            )
+        if tracemalloc.is_tracing():
+            lines.extend(self._python_heap())
+        with self.path.open("a") as out:
+            out.write("\n".join(lines) + "\n\n")
+
+    def _python_heap(self) -> list[str]:
+        snapshot = tracemalloc.take_snapshot().filter_traces(_IGNORED)
+        traced, peak = tracemalloc.get_traced_memory()
+        lines = [
+            f"python heap traced {_mib(traced)} (peak {_mib(peak)}), tracemalloc's own "
+            f"{_mib(tracemalloc.get_tracemalloc_memory())}"
+        ]
+        if self._first is None:
+            self._first = snapshot
+        else:
+            # Since the first dump (what has accumulated), then since the last one (what
+            # is still accumulating: a cache that filled during warm-up drops out here).
+            for title, since in (("first", self._first), ("previous", self._previous)):
+                assert since is not None
+                diffs = snapshot.compare_to(since, "traceback")
+                total = sum(diff.size_diff for diff in diffs)
+                lines.append(f"top {TOP} growth since the {title} dump ({total / 1024:+.1f} KiB):")
+                for diff in diffs[:TOP]:
+                    lines.append(
+                        f"{diff.size_diff / 1024:+.1f} KiB, {diff.count_diff:+d} blocks "
+                        f"(now {diff.size / 1024:.1f} KiB in {diff.count} blocks)"
+                    )
+                    lines.extend(f"    {line}" for line in diff.traceback.format(limit=8))
+        self._previous = snapshot
+        return lines
