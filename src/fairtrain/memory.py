@@ -1,5 +1,12 @@
-"""Memory tracing for soaks: where a long-running server's memory goes, minute by minute.
+"""A long-running process's memory: the allocator's arena limit, and tracing for soaks.
 
+**Arenas.** glibc's malloc gives each thread that allocates its own arena, up to eight per
+core; a server's threads (the request thread pool, job workers, onnxruntime's) each keep
+freed memory in their own, so RSS creeps up as work lands on new threads even when nothing
+is kept. :func:`limit_malloc_arenas` caps them at the start of ``fairtrain serve`` and
+``fairtrain worker`` (``FAIRTRAIN_MALLOC_ARENA_MAX``, 2 by default; 0 keeps glibc's).
+
+**Tracing** (where the memory goes, minute by minute).
 Off by default. ``FAIRTRAIN_MEMORY_TRACE_PATH=/tmp/trace.txt fairtrain serve`` starts
 :mod:`tracemalloc` in the server process and, every ``FAIRTRAIN_MEMORY_TRACE_EVERY_SECONDS``,
 appends to that file the process's resident memory, the Python heap tracemalloc sees,
@@ -16,13 +23,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import threading
 import time
 import tracemalloc
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["MemoryTrace", "native_heap", "resident_bytes"]
+__all__ = ["MemoryTrace", "limit_malloc_arenas", "native_heap", "resident_bytes"]
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 FRAMES = 12
 TOP = 25
@@ -31,6 +42,8 @@ _IGNORED = (
     tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
     tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
     tracemalloc.Filter(False, "<unknown>"),
+    # The dumps' own work (linecache keeps the source lines they print).
+    tracemalloc.Filter(False, __file__, all_frames=True),
 )
 
 
@@ -50,6 +63,15 @@ def _libc() -> ctypes.CDLL | None:
         return ctypes.CDLL(name) if name else None
     except OSError:
         return None
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """At most ``arenas`` malloc arenas for the threads started from now on (glibc's
+    ``MALLOC_ARENA_MAX``); 0 leaves the default. False off glibc or when refused."""
+    libc = _libc()
+    if arenas <= 0 or libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
 
 
 def native_heap() -> dict[str, int] | None:
@@ -92,6 +114,7 @@ class MemoryTrace:
         self._stop = threading.Event()
         self._first: tracemalloc.Snapshot | None = None
         self._previous: tracemalloc.Snapshot | None = None
+        self._counts: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._run, name="memory-trace", daemon=True)
 
     def start(self) -> None:
@@ -121,6 +144,7 @@ class MemoryTrace:
             )
         if tracemalloc.is_tracing():
             lines.extend(self._python_heap())
+        lines.extend(self._objects())
         with self.path.open("a") as out:
             out.write("\n".join(lines) + "\n\n")
 
@@ -134,10 +158,17 @@ class MemoryTrace:
         if self._first is None:
             self._first = snapshot
         else:
+            assert self._previous is not None
+            by_file = snapshot.compare_to(self._previous, "filename")
+            lines.append("growth by file since the previous dump:")
+            lines.extend(
+                f"{diff.size_diff / 1024:+.1f} KiB, {diff.count_diff:+d} blocks  "
+                f"{diff.traceback[0].filename}"
+                for diff in by_file[:TOP]
+            )
             # Since the first dump (what has accumulated), then since the last one (what
             # is still accumulating: a cache that filled during warm-up drops out here).
             for title, since in (("first", self._first), ("previous", self._previous)):
-                assert since is not None
                 diffs = snapshot.compare_to(since, "traceback")
                 total = sum(diff.size_diff for diff in diffs)
                 lines.append(f"top {TOP} growth since the {title} dump ({total / 1024:+.1f} KiB):")
@@ -148,4 +179,16 @@ class MemoryTrace:
                     )
                     lines.extend(f"    {line}" for line in diff.traceback.format(limit=8))
         self._previous = snapshot
+        return lines
+
+    def _objects(self) -> list[str]:
+        """Live objects tracked by the garbage collector, by type: the types whose count
+        keeps rising are what is kept."""
+        counts = Counter(type(item).__qualname__ for item in gc.get_objects())
+        lines = []
+        if self._counts:
+            grown = (counts - self._counts).most_common(TOP)
+            lines.append("objects by type, growth since the previous dump:")
+            lines.extend(f"{number:+d} {name} (now {counts[name]})" for name, number in grown)
+        self._counts = counts
         return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
-from fairtrain.memtrace import MemoryTrace, native_heap, resident_bytes
+from fairtrain.memory import MemoryTrace, limit_malloc_arenas, native_heap, resident_bytes
 
 KEPT: list[bytes] = []
 
@@ -32,7 +32,7 @@ def test_a_dump_names_what_grew_since_the_first(tmp_path: Path) -> None:
     first_site = growth.split("top 25 growth since the first dump")[1].splitlines()[1:10]
     # ~2 MiB kept by _grow: the biggest growth, and its traceback points here.
     assert float(first_site[0].split(" KiB")[0]) > 1900
-    assert any("test_memtrace.py" in line for line in first_site[1:])
+    assert any("test_memory.py" in line for line in first_site[1:])
 
 
 def test_without_frames_only_memory_figures_are_written(tmp_path: Path) -> None:
@@ -49,3 +49,8 @@ def test_without_frames_only_memory_figures_are_written(tmp_path: Path) -> None:
     assert resident_bytes() > 0
     heap = native_heap()
     assert heap is None or heap["in_use"] > 0
+
+
+def test_the_arena_limit_is_applied_on_glibc_and_zero_keeps_the_default() -> None:
+    assert limit_malloc_arenas(0) is False
+    assert limit_malloc_arenas(2) is (native_heap() is not None)
