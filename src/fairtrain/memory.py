@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import sys
 import threading
 import time
 import tracemalloc
@@ -100,6 +101,21 @@ def resident_bytes() -> int:
     return 0
 
 
+def _status() -> dict[str, int]:
+    """The byte counts of ``/proc/self/status`` (RssAnon: heaps and stacks; RssFile:
+    pages of mapped libraries and models, which grow as code paths are first used)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            found[name] = int(value.split()[0]) * 1024
+    return found
+
+
 def _mib(value: int) -> str:
     return f"{value / 1024**2:.1f} MiB"
 
@@ -132,9 +148,12 @@ class MemoryTrace:
             self.dump(time.monotonic() - began)
 
     def dump(self, elapsed: float) -> None:
+        parts = _status()
         lines = [
             f"=== {datetime.now(UTC).isoformat(timespec='seconds')} t={elapsed:.0f}s "
-            f"rss={_mib(resident_bytes())}"
+            f"rss={_mib(resident_bytes())} (anonymous {_mib(parts.get('RssAnon', 0))}, "
+            f"files {_mib(parts.get('RssFile', 0))}) threads={threading.active_count()} "
+            f"python_blocks={sys.getallocatedblocks()}"
         ]
         heap = native_heap()
         if heap is not None:
