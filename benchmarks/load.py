@@ -3,6 +3,7 @@
     uv run python benchmarks/load.py                      # 60 s, SQLite, 8 clients
     uv run python benchmarks/load.py --seconds 600        # the 10-minute soak
     uv run python benchmarks/load.py --database postgres --clients 16
+    uv run python benchmarks/load.py --seconds 180 --only upload   # one kind of request
 
 The server holds the demo marketplace (processed assets, a licence) and gets, from
 ``--clients`` threads each with its own connection: catalogue searches with random
@@ -11,8 +12,14 @@ contributors' asset lists (10 %), uploads of a new photo (10 %, each processed b
 server's in-process jobs) and audit-status reads by an operator (5 %). Printed: requests
 per second, p50/p95/p99 latency per kind and overall, the error rate (5xx and dropped
 connections; refusals are counted apart and expected to be 0), and the server's resident
-memory sampled every 2 s with its growth per minute after a warm-up. The baseline, in the
-same run and at the same concurrency: ``GET /healthz`` (the cost of the HTTP stack alone).
+memory sampled every 2 s: by minute, its growth per minute after a warm-up, and the
+least-squares slope over the second half of the run (what judges "no memory growth":
+caches that fill during warm-up level off before it). The baseline, in the same run and at
+the same concurrency: ``GET /healthz`` (the cost of the HTTP stack alone).
+
+``--only KIND`` (search, item, preview, assets, upload, audit) sends one kind of request
+instead of the mix, to tell which kind grows; with ``FAIRTRAIN_MEMORY_TRACE_PATH`` set the
+server also dumps where its memory is (see ``fairtrain.memory``).
 """
 
 from __future__ import annotations

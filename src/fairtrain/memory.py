@@ -6,17 +6,17 @@ freed memory in their own, so RSS creeps up as work lands on new threads even wh
 is kept. :func:`limit_malloc_arenas` caps them at the start of ``fairtrain serve`` and
 ``fairtrain worker`` (``FAIRTRAIN_MALLOC_ARENA_MAX``, 2 by default; 0 keeps glibc's).
 
-**Tracing** (where the memory goes, minute by minute).
-Off by default. ``FAIRTRAIN_MEMORY_TRACE_PATH=/tmp/trace.txt fairtrain serve`` starts
-:mod:`tracemalloc` in the server process and, every ``FAIRTRAIN_MEMORY_TRACE_EVERY_SECONDS``,
-appends to that file the process's resident memory, the Python heap tracemalloc sees,
-glibc's own account of the native heap (``mallinfo2``: bytes in use, bytes freed but kept)
-and the allocation sites that grew most since the first dump, by traceback. RSS minus the
-traced Python heap is native memory (onnxruntime, Pillow, the allocator's free lists): the
-split tells a Python object that is kept (a cache, a list that grows) from native growth.
+**Tracing** (where the memory goes, minute by minute), off by default.
+``FAIRTRAIN_MEMORY_TRACE_PATH=/tmp/trace.txt fairtrain serve`` appends to that file, every
+``FAIRTRAIN_MEMORY_TRACE_EVERY_SECONDS``: RSS as anonymous and file pages (file pages grow
+while libraries and models are first paged in), glibc's account of its heap (``mallinfo2``:
+bytes in use, bytes freed but kept), Python's allocated blocks and the live objects by type
+(a type whose count keeps rising is what a cache or a list keeps). With
+``FAIRTRAIN_MEMORY_TRACE_FRAMES`` > 0 it also starts :mod:`tracemalloc` and lists the
+allocation sites that grew, by file and by traceback, since the first and the previous dump.
 
-Tracing costs CPU and memory of its own (each traced block carries its traceback), so it
-is a diagnostic for a soak, never for production traffic.
+tracemalloc slows the server many times over (each traced block carries its traceback),
+so it is a diagnostic for a soak, never for production traffic.
 """
 
 from __future__ import annotations
