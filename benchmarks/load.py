@@ -3,6 +3,7 @@
     uv run python benchmarks/load.py                      # 60 s, SQLite, 8 clients
     uv run python benchmarks/load.py --seconds 600        # the 10-minute soak
     uv run python benchmarks/load.py --database postgres --clients 16
+    uv run python benchmarks/load.py --seconds 180 --only upload   # one kind of request
 
 The server holds the demo marketplace (processed assets, a licence) and gets, from
 ``--clients`` threads each with its own connection: catalogue searches with random
@@ -11,8 +12,14 @@ contributors' asset lists (10 %), uploads of a new photo (10 %, each processed b
 server's in-process jobs) and audit-status reads by an operator (5 %). Printed: requests
 per second, p50/p95/p99 latency per kind and overall, the error rate (5xx and dropped
 connections; refusals are counted apart and expected to be 0), and the server's resident
-memory sampled every 2 s with its growth per minute after a warm-up. The baseline, in the
-same run and at the same concurrency: ``GET /healthz`` (the cost of the HTTP stack alone).
+memory sampled every 2 s: by minute, its growth per minute after a warm-up, and the
+least-squares slope over the second half of the run (what judges "no memory growth":
+caches that fill during warm-up level off before it). The baseline, in the same run and at
+the same concurrency: ``GET /healthz`` (the cost of the HTTP stack alone).
+
+``--only KIND`` (search, item, preview, assets, upload, audit) sends one kind of request
+instead of the mix, to tell which kind grows; with ``FAIRTRAIN_MEMORY_TRACE_PATH`` set the
+server also dumps where its memory is (see ``fairtrain.memory``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ from fairtrain.migrate import upgrade  # noqa: E402
 from fairtrain.runtime import Runtime  # noqa: E402
 
 PURPOSES = ["fine_tuning", "speech_recognition", "academic_research", "model_evaluation"]
+# The mix: each request kind's share; ``--only KIND`` sends that kind alone (a soak of one).
+SHARES = {"search": 0.55, "item": 0.10, "preview": 0.10, "assets": 0.10, "upload": 0.10,
+          "audit": 0.05}  # fmt: skip
 
 
 def _seed(target: Platform) -> None:
@@ -74,7 +84,19 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
+def _slope(samples: list[tuple[float, float]]) -> float:
+    """MiB per minute: the least-squares line through (seconds, MiB) samples."""
+    if len(samples) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in samples) / len(samples)
+    mean_m = sum(m for _, m in samples) / len(samples)
+    spread = sum((t - mean_t) ** 2 for t, _ in samples)
+    rise = sum((t - mean_t) * (m - mean_m) for t, m in samples)
+    return rise / spread * 60 if spread else 0.0
+
+
 Counter_ = dict[str, int]
+_Call = tuple[str, Callable[[], httpx.Response]]
 
 
 def _drive(
@@ -125,6 +147,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--only", choices=sorted(SHARES), help="one request kind instead of the mix (soaks)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, platform(Path(tmp), args.database) as target:
         _seed(target)
@@ -143,32 +168,52 @@ def main() -> None:
         def health(rng: random.Random, i: int) -> tuple[str, Callable[[], httpx.Response]]:
             return "healthz", lambda: anonymous[i].get("/healthz")
 
-        def mix(rng: random.Random, i: int) -> tuple[str, Callable[[], httpx.Response]]:
-            roll = rng.random()
+        def search(rng: random.Random, i: int) -> _Call:
             buyer = buyers[i][0]
-            if roll < 0.55:
-                params: dict[str, Any] = {"limit": 20, "sort": rng.choice(["newest", "cheapest"])}
-                if rng.random() < 0.5:
-                    params |= {"purpose": rng.choice(PURPOSES), "territory": "NL"}
-                if rng.random() < 0.5:
-                    params["modality"] = rng.choice(["image", "chat", "text"])
-                return "catalogue search", lambda: buyer.get("/api/v1/catalog", params=params)
-            if roll < 0.65:
-                return "catalogue item", lambda: buyer.get(f"/api/v1/catalog/{rng.choice(ids)}")
-            if roll < 0.75:
-                return "preview", lambda: buyer.get(f"/api/v1/catalog/{rng.choice(ids)}/preview")
+            params: dict[str, Any] = {"limit": 20, "sort": rng.choice(["newest", "cheapest"])}
+            if rng.random() < 0.5:
+                params |= {"purpose": rng.choice(PURPOSES), "territory": "NL"}
+            if rng.random() < 0.5:
+                params["modality"] = rng.choice(["image", "chat", "text"])
+            return "catalogue search", lambda: buyer.get("/api/v1/catalog", params=params)
+
+        def item(rng: random.Random, i: int) -> _Call:
+            buyer = buyers[i][0]
+            return "catalogue item", lambda: buyer.get(f"/api/v1/catalog/{rng.choice(ids)}")
+
+        def preview(rng: random.Random, i: int) -> _Call:
+            buyer = buyers[i][0]
+            return "preview", lambda: buyer.get(f"/api/v1/catalog/{rng.choice(ids)}/preview")
+
+        def assets(rng: random.Random, i: int) -> _Call:
+            client = contributors[i][0]
+            return "asset list", lambda: client.get("/api/v1/assets")
+
+        def upload(rng: random.Random, i: int) -> _Call:
             client, csrf = contributors[i]
-            if roll < 0.85:
-                return "asset list", lambda: client.get("/api/v1/assets")
-            if roll < 0.95:
-                data = png_bytes(size=(96, 72), seed=next(seeds) + 5000)
-                return "upload", lambda: client.post(
-                    "/api/v1/uploads",
-                    content=data,
-                    params={"filename": "load.png"},
-                    headers={"X-CSRF-Token": csrf},
-                )
+            data = png_bytes(size=(96, 72), seed=next(seeds) + 5000)
+            return "upload", lambda: client.post(
+                "/api/v1/uploads",
+                content=data,
+                params={"filename": "load.png"},
+                headers={"X-CSRF-Token": csrf},
+            )
+
+        def audit(rng: random.Random, i: int) -> _Call:
             return "audit status", lambda: operators[i][0].get("/api/v1/audit/status")
+
+        makers = {"search": search, "item": item, "preview": preview, "assets": assets,
+                  "upload": upload, "audit": audit}  # fmt: skip
+        kinds = [args.only] if args.only else list(SHARES)
+        weighted = [(SHARES[k] if not args.only else 1.0, makers[k]) for k in kinds]
+
+        def mix(rng: random.Random, i: int) -> _Call:
+            roll = rng.random()
+            for share, make in weighted:
+                if roll < share:
+                    return make(rng, i)
+                roll -= share
+            return weighted[-1][1](rng, i)
 
         warm = min(10.0, args.seconds / 6)
         base_lat, _, base_took = _drive(args.clients, min(15.0, args.seconds / 4), health)
@@ -215,14 +260,28 @@ def main() -> None:
         after = [(t, m) for t, m in memory if t >= warm]
         if len(after) >= 2:
             (t0, m0), (t1, m1) = after[0], after[-1]
-            slope = (m1 - m0) / max((t1 - t0) / 60, 1e-9)
             print(
                 f"  server RSS: {m0:.0f} MiB after warm-up, {m1:.0f} MiB at the end, "
-                f"max {max(m for _, m in memory):.0f} MiB; growth {slope:+.2f} MiB/min"
+                f"max {max(m for _, m in memory):.0f} MiB; growth "
+                f"{(m1 - m0) / max((t1 - t0) / 60, 1e-9):+.2f} MiB/min end to end, "
+                f"{_slope(after):+.2f} MiB/min least squares"
             )
-            # Growth that levels off is caches filling; growth that goes on is a leak.
+            # Growth that levels off is caches filling; growth that goes on is a leak: the
+            # second half's slope is the one that judges "no memory growth".
+            half = [(t, m) for t, m in memory if t >= took / 2]
+            uploads = len(latencies.get("upload", []))
+            print(
+                f"  second half ({took / 2:.0f} s to the end): {_slope(half):+.2f} MiB/min"
+                + (
+                    f", {_slope(half) * took / 60 / max(uploads, 1) * 1024:.1f} KiB per upload"
+                    if uploads
+                    else ""
+                )
+            )
             minutes = {int(t // 60): m for t, m in after}
             print("  RSS by minute: " + ", ".join(f"{m:.0f}" for _, m in sorted(minutes.items())))
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        print(f"  load average at the end: {load}")
         for client, _ in contributors + buyers + operators:
             client.close()
         for client in anonymous:

@@ -29,6 +29,7 @@ from fairtrain.delivery.cli import trace as trace_command
 from fairtrain.errors import DomainError
 from fairtrain.ledger.cli import app as ledger_app
 from fairtrain.licensing.cli import app as licensing_app
+from fairtrain.memory import limit_malloc_arenas
 from fairtrain.privacy.cli import app as privacy_app
 from fairtrain.vault.cli import app as vault_app
 from fairtrain.withdrawal.cli import app as notices_app
@@ -171,6 +172,8 @@ def serve(
     except InsecureConfiguration as error:
         err_console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from error
+    # Before any thread starts (the seeding's models, uvicorn's pool, in-process workers).
+    limit_malloc_arenas(settings.malloc_arena_max)
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     if demo:
@@ -186,6 +189,15 @@ def serve(
             table.add_row(login.role, login.email, login.password)
         console.print(table)
     engine.dispose()
+    if settings.memory_trace_path is not None:
+        from fairtrain.memory import MemoryTrace
+
+        # Before the app is imported, so its allocations are traced too.
+        MemoryTrace(
+            settings.memory_trace_path,
+            settings.memory_trace_every_seconds,
+            settings.memory_trace_frames,
+        ).start()
     uvicorn.run(
         "fairtrain.asgi:app",
         host=host,
@@ -408,6 +420,7 @@ def worker(
     from fairtrain.tasks import register_all
 
     settings = get_settings()
+    limit_malloc_arenas(settings.malloc_arena_max)
     register_all()
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)

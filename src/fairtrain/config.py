@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     # Workers also mark consent whose end date passed as expired this often (0: never;
     # then run `fairtrain consent expire` from cron).
     consent_expiry_every_seconds: float = Field(default=300.0, ge=0.0)
+    # glibc malloc arenas (docs/reliability.md "Load"): 0 keeps glibc's 8 per core.
+    malloc_arena_max: int = Field(default=2, ge=0)
+    # Diagnostics for soaks (docs/reliability.md "Load"): off unless a path is given.
+    memory_trace_path: Path | None = Field(
+        default=None,
+        description="`fairtrain serve` starts tracemalloc and appends memory dumps here.",
+    )
+    memory_trace_every_seconds: float = Field(default=60.0, gt=0.0)
+    memory_trace_frames: int = Field(default=12, ge=0)
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer token a Prometheus scraper sends to GET /metrics (operators "

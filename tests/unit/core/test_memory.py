@@ -1,0 +1,56 @@
+"""The soak diagnostic: dumps name the allocation site that keeps growing."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+from fairtrain.memory import MemoryTrace, limit_malloc_arenas, native_heap, resident_bytes
+
+KEPT: list[bytes] = []
+
+
+def _grow() -> None:
+    KEPT.extend(bytes(1024) + bytes([i % 256]) for i in range(2000))
+
+
+def test_a_dump_names_what_grew_since_the_first(tmp_path: Path) -> None:
+    out = tmp_path / "trace.txt"
+    trace = MemoryTrace(out, every=3600, frames=4)
+    assert not tracemalloc.is_tracing()
+    tracemalloc.start(4)
+    try:
+        trace.dump(0)
+        _grow()
+        trace.dump(1)
+    finally:
+        tracemalloc.stop()
+        KEPT.clear()
+    dumps = out.read_text().split("\n\n")
+    assert dumps[0].startswith("=== ") and " rss=" in dumps[0]
+    growth = dumps[1].split("growth since the previous dump")[0]
+    first_site = growth.split("top 25 growth since the first dump")[1].splitlines()[1:10]
+    # ~2 MiB kept by _grow: the biggest growth, and its traceback points here.
+    assert float(first_site[0].split(" KiB")[0]) > 1900
+    assert any("test_memory.py" in line for line in first_site[1:])
+
+
+def test_without_frames_only_memory_figures_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "trace.txt"
+    trace = MemoryTrace(out, every=0.01, frames=0)
+    trace.start()
+    try:
+        while not out.exists() or out.read_text().count("===") < 2:
+            pass
+    finally:
+        trace.stop()
+    assert not tracemalloc.is_tracing()
+    assert "python heap" not in out.read_text()
+    assert resident_bytes() > 0
+    heap = native_heap()
+    assert heap is None or heap["in_use"] > 0
+
+
+def test_the_arena_limit_is_applied_on_glibc_and_zero_keeps_the_default() -> None:
+    assert limit_malloc_arenas(0) is False
+    assert limit_malloc_arenas(2) is (native_heap() is not None)
