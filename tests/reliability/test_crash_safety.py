@@ -1,4 +1,5 @@
-"""kill -9 at random points of uploads, processing, dataset builds, payments and erasure;
+"""kill -9 at random points of uploads, processing, dataset builds, exports, payments, erasure
+and withdrawals;
 restart; then nothing acknowledged is lost, nothing is half-written, the ledger balances,
 every job ends, and the audit log verifies — on SQLite and on PostgreSQL.
 
@@ -29,8 +30,11 @@ from tests.factories import STRONG_PASSWORD, unique_email
 from tests.media_factory import png_bytes
 from tests.reliability.crash import Platform, kill_at_random, platform, quiet, trials
 
+from fairtrain.client.delivery import FairtrainClient
+from fairtrain.client.delivery import verify as verify_pulled
 from fairtrain.datasets.models import Dataset, DatasetVersion
 from fairtrain.db import make_session_factory
+from fairtrain.delivery.models import LicenceExport
 from fairtrain.ingest.models import Asset, AssetState
 from fairtrain.licensing.models import Licence, Order, OrderState
 from fairtrain.withdrawal.models import Notice, Withdrawal
@@ -238,11 +242,14 @@ def dataset_build(target: Platform, rng: random.Random) -> None:
         engine.dispose()
 
 
-def _ordered(target: Platform, rng: random.Random, photos: int) -> tuple[Person, dict[str, Any]]:
-    """A contributor's listed photos in a dataset a buyer has ordered (not yet paid)."""
+def _ordered(
+    target: Platform, rng: random.Random, photos: int
+) -> tuple[Person, dict[str, Any], str]:
+    """A contributor's listed photos in a dataset a buyer has ordered (not yet paid):
+    the contributor, the order and the buyer's e-mail."""
     _, person = _contributor(target)
     _listed(person, photos, seed=rng.randrange(10_000))
-    _, buyer = _buyer(target)
+    buyer_email, buyer = _buyer(target)
     dataset = buyer.post(
         "/api/v1/datasets",
         json={
@@ -257,11 +264,11 @@ def _ordered(target: Platform, rng: random.Random, photos: int) -> tuple[Person,
         f"/api/v1/quotes/{quote.json()['id']}/orders",
         headers={"Idempotency-Key": f"crash-{rng.randrange(10**9)}"},
     ).json()
-    return person, order
+    return person, order, buyer_email
 
 
 def payment(target: Platform, rng: random.Random) -> None:
-    _, order = _ordered(target, rng, 3)
+    _, order, _ = _ordered(target, rng, 3)
     operator = _login(target, _operator(target))
     path = f"/api/v1/orders/{order['id']}/confirm-payment"
     thread, _ = _in_background(
@@ -307,7 +314,7 @@ def erasure(target: Platform, rng: random.Random) -> None:
 
 
 def withdrawal(target: Platform, rng: random.Random) -> None:
-    person, order = _ordered(target, rng, 3)
+    person, order, _ = _ordered(target, rng, 3)
     operator = _login(target, _operator(target))
     paid = operator.post(
         f"/api/v1/orders/{order['id']}/confirm-payment", json={"reference": order["invoice_number"]}
@@ -344,6 +351,52 @@ def withdrawal(target: Platform, rng: random.Random) -> None:
         engine.dispose()
 
 
+def export(target: Platform, rng: random.Random, scratch: Path) -> None:
+    _, order, buyer_email = _ordered(target, rng, 4)
+    operator = _login(target, _operator(target))
+    paid = operator.post(
+        f"/api/v1/orders/{order['id']}/confirm-payment", json={"reference": order["invoice_number"]}
+    )
+    assert paid.status_code == 200, paid.text
+    engine = target.engine()
+    try:
+        with make_session_factory(engine)() as session:
+            licence_id = session.scalars(select(Licence.id)).one()
+    finally:
+        engine.dispose()
+    buyer = _login(target, buyer_email)
+    path = f"/api/v1/licences/{licence_id}/exports"
+    thread, _ = _in_background(lambda: quiet(buyer.post, path))
+    # The build of four photos takes about two seconds here (the export stays
+    # "requested" until it commits): most kills land inside it, some in the request.
+    delay = kill_at_random(target, rng, 2.5)
+    thread.join(timeout=30)
+    engine = target.engine()
+    try:
+        with make_session_factory(engine)() as session:
+            states = [str(e.state) for e in session.scalars(select(LicenceExport))]
+    finally:
+        engine.dispose()
+    print(f"killed {delay:.2f} s after the request; exports then: {states or 'none'}")
+    target.start()
+    target.wait_for_jobs()
+    # Whatever the kill interrupted (the request, the build, a shard half stored in the
+    # vault), the buyer then pulls an export whose every file matches its manifest.
+    buyer = _login(target, buyer_email)
+    key = buyer.post(
+        f"/api/v1/orgs/{buyer.org_id}/api-keys",
+        json={"name": "after the crash", "scopes": ["downloads:read"]},
+    )
+    assert key.status_code == 201, key.text
+    dest = scratch / f"pulled-{rng.randrange(10**9)}"
+    with FairtrainClient(
+        target.base_url, api_key=key.json()["secret"], poll_interval=0.2, max_wait=120
+    ) as client:
+        pulled = client.pull(licence_id, dest)
+    assert verify_pulled(dest).ok, "the pulled export does not match its manifest"
+    assert pulled.files > 0
+
+
 def person_email(target: Platform, asset_id: str) -> str:
     from fairtrain.accounts.models import User
 
@@ -363,6 +416,7 @@ OPERATIONS = {
     "upload": upload,
     "processing": processing,
     "dataset_build": dataset_build,
+    "export": lambda target, rng: export(target, rng, target.data_dir.parent),
     "payment": payment,
     "erasure": erasure,
     "withdrawal": withdrawal,
