@@ -157,6 +157,9 @@ def _sign_checkpoint(session: Session, policy: CheckpointPolicy, seq: int) -> No
         log.error("audit checkpoint at event %d not signed (%s): %s", seq, error.code, error.detail)
 
 
+VERIFY_BATCH = 2000  # rows per fetch when the live table is checked
+
+
 def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]:
     """Recompute the chain from the database: (ok, first bad seq, why).
 
@@ -165,6 +168,9 @@ def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]
     """
     expected_prev = GENESIS_HASH
     expected_seq = 1
+    # Streamed (a server-side cursor on PostgreSQL): the log only grows, and reading it
+    # whole on every status request made each request's memory, and the process's
+    # high-water mark, grow with it.
     rows = session.execute(
         select(
             AuditEvent.seq,
@@ -177,31 +183,34 @@ def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]
             AuditEvent.payload_digest,
             AuditEvent.prev_hash,
             AuditEvent.hash,
-        ).order_by(AuditEvent.seq)
-    )
-    for seq, event_id, occurred, actor, action, subject, payload, digest, prev, stored in rows:
-        if seq != expected_seq:
-            return False, expected_seq, "event missing (sequence gap)"
-        if prev != expected_prev:
-            return False, seq, "previous-hash link broken"
-        if payload is not None and payload_digest(payload) != digest:
-            return False, seq, "payload does not match its digest"
-        recomputed = event_hash(
-            ChainedEvent(
-                seq=seq,
-                event_id=event_id,
-                occurred_at=occurred,
-                actor=actor,
-                action=action,
-                subject=subject,
-                payload_digest=digest,
-                prev_hash=prev,
-            )
         )
-        if recomputed != stored:
-            return False, seq, "event hash does not match its fields"
-        expected_prev = stored
-        expected_seq += 1
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=VERIFY_BATCH)
+    )
+    with rows:
+        for seq, event_id, occurred, actor, action, subject, payload, digest, prev, stored in rows:
+            if seq != expected_seq:
+                return False, expected_seq, "event missing (sequence gap)"
+            if prev != expected_prev:
+                return False, seq, "previous-hash link broken"
+            if payload is not None and payload_digest(payload) != digest:
+                return False, seq, "payload does not match its digest"
+            recomputed = event_hash(
+                ChainedEvent(
+                    seq=seq,
+                    event_id=event_id,
+                    occurred_at=occurred,
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    payload_digest=digest,
+                    prev_hash=prev,
+                )
+            )
+            if recomputed != stored:
+                return False, seq, "event hash does not match its fields"
+            expected_prev = stored
+            expected_seq += 1
     return True, None, None
 
 
