@@ -137,6 +137,10 @@ def test_filters_combine_and_pages_walk_the_whole_result(
         ({"currency": "XXX", "purpose": "model_training", "territory": "DE"}, "unknown_currency"),
         ({"colour": "blue"}, "unknown_field"),
         ({"limit": 0}, "invalid_input"),
+        # PostgreSQL refuses NUL in text: a control character in a facet is bad input.
+        ({"accent": "\x00"}, "invalid_input"),
+        ({"gender": "wo\x00man"}, "invalid_input"),
+        ({"age_band": "\x1f"}, "invalid_input"),
     ],
 )
 def test_bad_queries_are_refused_with_a_code(

@@ -34,6 +34,11 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 Modality = Literal["audio", "image", "video", "chat", "text", "document"]
 
 
+# Free-text facet values: no control characters (PostgreSQL refuses NUL in text, and no
+# facet value has one), so such a filter is a 422, not a database error.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
 class CatalogFilters(BaseModel):
     """What to select by (repeat a query parameter for "any of")."""
 
@@ -49,14 +54,18 @@ class CatalogFilters(BaseModel):
     min_snr_db: float | None = None
     min_sharpness: float | None = Field(default=None, ge=0)
     quality_ok: bool | None = None
-    age_band: list[Annotated[str, Field(max_length=10)]] = Field(
+    age_band: list[Annotated[str, Field(max_length=10, pattern=PRINTABLE)]] = Field(
         default_factory=list, max_length=20
     )
-    gender: list[Annotated[str, Field(max_length=30)]] = Field(default_factory=list, max_length=20)
+    gender: list[Annotated[str, Field(max_length=30, pattern=PRINTABLE)]] = Field(
+        default_factory=list, max_length=20
+    )
     region: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$|^not_shared$")]] = Field(
         default_factory=list, max_length=300
     )
-    accent: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list, max_length=50)
+    accent: list[Annotated[str, Field(max_length=80, pattern=PRINTABLE)]] = Field(
+        default_factory=list, max_length=50
+    )
     max_price_minor: int | None = Field(default=None, ge=0)
 
     def to_query(
