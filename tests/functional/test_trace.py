@@ -66,9 +66,9 @@ def _halved_jpeg(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_a_leak_names_the_licence_and_organisation_it_came_from(
-    licensed: Delivery, db: Session, app: Any, make_client: Any, tmp_path: Path
-) -> None:
+def _ours_and_a_rivals(licensed: Delivery, make_client: Any, tmp_path: Path) -> tuple[Path, str]:
+    """A rival organisation licenses the same dataset; both copies are pulled. Our copy's
+    directory, and the rival's licence."""
     rival = sign_up_buyer(make_client(), org_name="Rival Labs")
     theirs = buy(rival, licensed.operator, DATASET)
     rival_key = ok(
@@ -81,6 +81,13 @@ def test_a_leak_names_the_licence_and_organisation_it_came_from(
     )["secret"]
     ours = _pull(make_client(), licensed.api_key, licensed.licence_id, tmp_path / "ours")
     _pull(make_client(), rival_key, theirs, tmp_path / "theirs")
+    return ours, theirs
+
+
+def test_a_leak_names_the_licence_and_organisation_it_came_from(
+    licensed: Delivery, db: Session, app: Any, make_client: Any, tmp_path: Path
+) -> None:
+    ours, theirs = _ours_and_a_rivals(licensed, make_client, tmp_path)
 
     cat = licensed.assets["cat"]
     leaked = tmp_path / "leak"
@@ -131,18 +138,7 @@ def _scrubbed_shard(shard: Path, target: Path) -> list[str]:
 def test_a_leaked_shard_is_traced_sample_by_sample_and_by_its_order(
     licensed: Delivery, db: Session, app: Any, make_client: Any, tmp_path: Path
 ) -> None:
-    rival = sign_up_buyer(make_client(), org_name="Rival Labs")
-    theirs = buy(rival, licensed.operator, DATASET)
-    rival_key = ok(
-        rival.client.post(
-            f"/api/v1/orgs/{rival.org_id}/api-keys",
-            json={"name": "rival", "scopes": ["downloads:read"]},
-            headers=rival.headers(),
-        ),
-        201,
-    )["secret"]
-    ours = _pull(make_client(), licensed.api_key, licensed.licence_id, tmp_path / "ours")
-    _pull(make_client(), rival_key, theirs, tmp_path / "theirs")
+    ours, theirs = _ours_and_a_rivals(licensed, make_client, tmp_path)
     assets = set(licensed.assets.values())
 
     # The whole WebDataset shard, as a licensee would re-upload it.

@@ -406,7 +406,33 @@ class _Aborted(Exception):
     """Raised into a vault store whose shard was abandoned: the vault keeps nothing."""
 
 
-class _VaultSink:
+class _ThreadedStore:
+    """A vault store whose bytes are written by a thread of its own; calling it (in the
+    session's thread) waits for that thread and records the blob: the exporter's claim."""
+
+    _sealer: _VaultSealer
+    _store: BlobStore
+    _thread: threading.Thread
+    _failure: BaseException | None
+    _blob: VaultBlob | None
+
+    @property
+    def settled(self) -> bool:
+        return self._blob is not None
+
+    def __call__(self) -> tuple[str, int]:
+        if self._blob is None:
+            self._thread.join()
+            if self._failure is not None:
+                raise self._failure
+            self._blob = self._store.finish(self._sealer.session)
+            self._sealer.stored.setdefault(
+                (self._blob.sha256, self._blob.plaintext_size), []
+            ).append(self._blob)
+        return self._blob.sha256, self._blob.plaintext_size
+
+
+class _VaultSink(_ThreadedStore):
     """A shard or file copy written straight into the vault, never to the scratch disk.
 
     The format writer writes into it in the session's thread; the bytes are cut into the
@@ -511,23 +537,8 @@ class _VaultSink:
     def wait(self) -> None:
         self.abort()
 
-    @property
-    def settled(self) -> bool:
-        return self._blob is not None
 
-    def __call__(self) -> tuple[str, int]:
-        if self._blob is None:
-            self._thread.join()
-            if self._failure is not None:
-                raise self._failure
-            self._blob = self._store.finish(self._sealer.session)
-            self._sealer.stored.setdefault(
-                (self._blob.sha256, self._blob.plaintext_size), []
-            ).append(self._blob)
-        return self._blob.sha256, self._blob.plaintext_size
-
-
-class _Storing:
+class _Storing(_ThreadedStore):
     """One file on its way into the vault from a thread of its own: the bytes are read,
     hashed, encrypted and written (fsynced) there; the blob is recorded in the session's
     thread when the exporter asks for the digest (``__call__``)."""
@@ -553,23 +564,8 @@ class _Storing:
         except BaseException as error:
             self._failure = error
 
-    @property
-    def settled(self) -> bool:
-        return self._blob is not None
-
     def wait(self) -> None:
         self._thread.join()
-
-    def __call__(self) -> tuple[str, int]:
-        if self._blob is None:
-            self._thread.join()
-            if self._failure is not None:
-                raise self._failure
-            self._blob = self._store.finish(self._sealer.session)
-            self._sealer.stored.setdefault(
-                (self._blob.sha256, self._blob.plaintext_size), []
-            ).append(self._blob)
-        return self._blob.sha256, self._blob.plaintext_size
 
 
 class _VaultSealer:

@@ -34,7 +34,15 @@ from fairtrain.delivery.watermark import (
 )
 from fairtrain.errors import DomainError, InvalidInput
 
-__all__ = ["TraceResult", "Verdict", "classify", "trace_file", "trace_files", "verdict"]
+__all__ = [
+    "TraceResult",
+    "Verdict",
+    "classify",
+    "file_sha256",
+    "trace_file",
+    "trace_files",
+    "verdict",
+]
 
 Kind = Literal["image", "video", "audio", "text", "unsupported"]
 
@@ -171,7 +179,8 @@ def trace_file(path: Path, candidates: Mapping[str, bytes]) -> TraceResult:
         return TraceResult(str(path), kind, error=f"cannot decode: {error}")
 
 
-def _digest(path: Path) -> str | None:
+def file_sha256(path: Path) -> str | None:
+    """The file's SHA-256 (hex), or None when it cannot be read."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
@@ -198,7 +207,7 @@ def trace_files(
     results: list[TraceResult] = []
     for path in paths:
         path = Path(path)
-        digest = _digest(path)
+        digest = file_sha256(path)
         if digest is not None and digest in seen:
             results.append(TraceResult(str(path), classify(path), duplicate_of=seen[digest]))
         else:

@@ -27,7 +27,6 @@ or marks scrubbed away); see ``_leak_order``.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +47,14 @@ from fairtrain.delivery.fingerprint import (
 from fairtrain.delivery.keys import licence_key, watermark_key, watermark_secret
 from fairtrain.delivery.leaked import leaked_items
 from fairtrain.delivery.models import DeliveredItem
-from fairtrain.delivery.trace import TraceResult, Verdict, classify, trace_file, verdict
+from fairtrain.delivery.trace import (
+    TraceResult,
+    Verdict,
+    classify,
+    file_sha256,
+    trace_file,
+    verdict,
+)
 from fairtrain.delivery.watermark import (
     IMAGE_METHOD,
     VIDEO_METHOD,
@@ -115,17 +121,6 @@ class LeakTrace:
                 "organisation": organisation(self.verdict.licence_id),
             },
         }
-
-
-def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _pairs_for_assets(session: Session, assets: Sequence[str]) -> list[tuple[str, str]]:
@@ -315,7 +310,7 @@ def trace_leak(
             result = TraceResult(item.label, "unsupported", error=item.error)
             traced.append(FileTrace(result, "none", (), 0))
             continue
-        digest = _sha256(item.path)
+        digest = file_sha256(item.path)
         if digest is not None and digest in seen:
             result = TraceResult(item.label, classify(item.path), duplicate_of=seen[digest])
             traced.append(FileTrace(result, "none", (), 0))
