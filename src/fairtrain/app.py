@@ -102,10 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
-    # Every Nth audit event signs a Merkle checkpoint in the same transaction.
-    sign_checkpoints_every(
-        app.state.sessions, platform_signing_key(settings), settings.audit_checkpoint_every
-    )
+    # Every Nth audit event signs a Merkle checkpoint in the same transaction; the audit
+    # status checks the latest one against the platform's public key.
+    signing_key = platform_signing_key(settings)
+    sign_checkpoints_every(app.state.sessions, signing_key, settings.audit_checkpoint_every)
+    app.state.audit_public_key = signing_key.public_key()
     runtime = Runtime(settings)
     app.state.runtime = runtime
     app.state.jobs = JobQueue(settings.effective_jobs_url, app.state.sessions, runtime)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,3 +32,9 @@ class ChainStatus(BaseModel):
     events: int
     first_bad_seq: int | None
     problem: str | None
+    # What was checked: "full" recomputed every event; "since_checkpoint" checked the
+    # latest signed checkpoint (tree size below) and recomputed the events from the one
+    # it signed on (verified_from_seq), not the ones before.
+    scope: Literal["full", "since_checkpoint"]
+    verified_from_seq: int
+    checkpoint_tree_size: int | None

@@ -16,11 +16,13 @@ every event hash once (``create_checkpoint``).
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,14 +33,17 @@ from fairtrain.audit.chain import (
     format_time,
     payload_digest,
 )
-from fairtrain.audit.checkpoint import create_checkpoint
-from fairtrain.audit.models import AuditEvent
+from fairtrain.audit.checkpoint import create_checkpoint, latest_checkpoint
+from fairtrain.audit.keys import key_id
+from fairtrain.audit.models import AuditCheckpoint, AuditEvent
+from fairtrain.audit.verify import checkpoint_message
 from fairtrain.db import is_postgres
 from fairtrain.errors import Conflict
 from fairtrain.ids import new_id, utcnow
 
 __all__ = [
     "SYSTEM_ACTOR",
+    "ChainCheck",
     "CheckpointPolicy",
     "append_event",
     "checkpoint_policy",
@@ -46,6 +51,7 @@ __all__ = [
     "events_page",
     "latest_event",
     "sign_checkpoints_every",
+    "verify_since_checkpoint",
     "verify_stored_chain",
 ]
 
@@ -160,14 +166,16 @@ def _sign_checkpoint(session: Session, policy: CheckpointPolicy, seq: int) -> No
 VERIFY_BATCH = 2000  # rows per fetch when the live table is checked
 
 
-def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]:
+def verify_stored_chain(
+    session: Session, *, after: tuple[int, str] | None = None
+) -> tuple[bool, int | None, str | None]:
     """Recompute the chain from the database: (ok, first bad seq, why).
 
     The offline verifier (``audit.verify``) checks exports; this checks the live table,
-    for readiness reports and tests ("the audit log still verifies").
+    for readiness reports and tests ("the audit log still verifies"). ``after`` (a seq
+    and the hash the next event must link to) recomputes only the events after it.
     """
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
+    expected_seq, expected_prev = (after[0] + 1, after[1]) if after else (1, GENESIS_HASH)
     # Streamed (a server-side cursor on PostgreSQL): the log only grows, and reading it
     # whole on every status request made each request's memory, and the process's
     # high-water mark, grow with it.
@@ -184,6 +192,7 @@ def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]
             AuditEvent.prev_hash,
             AuditEvent.hash,
         )
+        .where(AuditEvent.seq >= expected_seq)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=VERIFY_BATCH)
     )
@@ -212,6 +221,58 @@ def verify_stored_chain(session: Session) -> tuple[bool, int | None, str | None]
             expected_prev = stored
             expected_seq += 1
     return True, None, None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """What a status check of the live log found, and how far back it looked."""
+
+    ok: bool
+    first_bad_seq: int | None
+    problem: str | None
+    verified_from_seq: int  # the first event recomputed (1: the whole log)
+    checkpoint: AuditCheckpoint | None  # the signed checkpoint the check started at
+
+
+def verify_since_checkpoint(session: Session, public_key: Ed25519PublicKey) -> ChainCheck:
+    """The check an operator polls: cost bounded by the checkpoint interval, not the log.
+
+    The latest checkpoint must carry a valid platform signature, and the event it ends at
+    must still be the one it signed: that event is recomputed from its fields and its
+    hash compared with the signed one, then every event after it is recomputed. Events
+    the checkpoint covers are not read (an edit among them that recomputes no hash is
+    found by the full check, ``verify_stored_chain``: ``fairtrain check`` and
+    ``?scope=full``; one that recomputes hashes changes the signed last hash and is found
+    here). Without a checkpoint this platform's key signed, the whole log is checked.
+    """
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None or checkpoint.key_id != key_id(public_key):
+        return ChainCheck(*verify_stored_chain(session), verified_from_seq=1, checkpoint=None)
+    message = checkpoint_message(
+        tree_size=checkpoint.tree_size,
+        root_hash=checkpoint.root_hash,
+        last_event_hash=checkpoint.last_event_hash,
+        created_at=checkpoint.created_at_text,
+        key_id=checkpoint.key_id,
+    )
+    start = checkpoint.tree_size
+
+    def bad(seq: int, problem: str) -> ChainCheck:
+        return ChainCheck(False, seq, problem, verified_from_seq=start, checkpoint=checkpoint)
+
+    try:
+        public_key.verify(base64.b64decode(checkpoint.signature, validate=True), message)
+    except (InvalidSignature, ValueError):
+        return bad(start, "the latest checkpoint's signature does not verify")
+    anchor = session.execute(
+        select(AuditEvent.prev_hash, AuditEvent.hash).where(AuditEvent.seq == start)
+    ).first()
+    if anchor is None:
+        return bad(start, "event missing (the event the latest checkpoint signed)")
+    if anchor.hash != checkpoint.last_event_hash:
+        return bad(start, "event hash differs from the one the latest checkpoint signed")
+    ok, first_bad, problem = verify_stored_chain(session, after=(start - 1, anchor.prev_hash))
+    return ChainCheck(ok, first_bad, problem, verified_from_seq=start, checkpoint=checkpoint)
 
 
 def count_events(session: Session) -> int:
