@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from tests.factories import Actor, sign_up_buyer, sign_up_contributor
 from tests.functional.traces import assert_no_trace, live_blob_ids
@@ -221,3 +222,33 @@ def test_erasing_an_asset_deletes_every_stored_version(ada: Actor, app: Any, db:
     assert live_blob_ids(db) == set()
     assert list(app.state.runtime.vault.backend.iter_objects()) == []
     assert_no_trace(app, db)
+
+
+def _statements_during(connection: Connection, action: Any) -> tuple[Any, int]:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        result = action()
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    return result, len(seen)
+
+
+def test_the_asset_list_costs_the_same_queries_for_one_asset_or_many(
+    ada: Actor, connection: Connection
+) -> None:
+    """Each asset's latest job is read for the whole page at once, not one query each."""
+    first = upload(ada, png(1)).json()["id"]
+    listed, one = _statements_during(connection, lambda: ada.client.get("/api/v1/assets").json())
+    assert [a["id"] for a in listed] == [first] and one > 0
+    for seed in (2, 3, 4):
+        assert upload(ada, png(seed)).status_code == 201
+    listed, many = _statements_during(connection, lambda: ada.client.get("/api/v1/assets").json())
+    assert len(listed) == 4 and many == one
+    for asset in listed:  # the job each row names is the asset's own, as read one by one
+        alone = ada.client.get(f"/api/v1/assets/{asset['id']}").json()
+        assert asset["job_id"] and asset["job_id"] == alone["job_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import anyio.to_thread
@@ -47,8 +48,15 @@ _FORM_BODY = {
 }
 
 
-def asset_out(session: SessionDep, asset: Asset) -> AssetOut:
-    job = service.latest_job(session, asset.id)
+def asset_out(
+    session: SessionDep, asset: Asset, job_ids: Mapping[str, str] | None = None
+) -> AssetOut:
+    """``job_ids``: the latest job of each asset of a page, read at once (else one query)."""
+    if job_ids is None:
+        job = service.latest_job(session, asset.id)
+        job_id = job.id if job else None
+    else:
+        job_id = job_ids.get(asset.id)
     return AssetOut(
         id=asset.id,
         state=str(asset.state),
@@ -69,7 +77,7 @@ def asset_out(session: SessionDep, asset: Asset) -> AssetOut:
         created_at=asset.created_at,
         updated_at=asset.updated_at,
         listed_at=asset.listed_at,
-        job_id=job.id if job else None,
+        job_id=job_id,
     )
 
 
@@ -133,10 +141,9 @@ def my_assets(
     before: Annotated[str | None, Query(max_length=40)] = None,
 ) -> list[AssetOut]:
     owner_id = authorize_upload(principal)
-    return [
-        asset_out(session, a)
-        for a in service.list_assets(session, owner_id, limit=limit, before=before)
-    ]
+    assets = service.list_assets(session, owner_id, limit=limit, before=before)
+    job_ids = service.latest_job_ids(session, [a.id for a in assets])
+    return [asset_out(session, a, job_ids) for a in assets]
 
 
 @router.get("/assets/{asset_id}", response_model=AssetOut)

@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,8 +284,24 @@ def list_assets(
 
 def latest_job(session: Session, asset_id: str) -> Job | None:
     return session.scalars(
-        select(Job).where(Job.subject == f"asset:{asset_id}").order_by(Job.created_at.desc())
+        select(Job)
+        .where(Job.subject == f"asset:{asset_id}")
+        .order_by(Job.created_at.desc(), Job.id.desc())
     ).first()
+
+
+def latest_job_ids(session: Session, asset_ids: Collection[str]) -> dict[str, str]:
+    """The latest job of each asset (by id), in one query: a list page asks for many."""
+    subjects = {f"asset:{asset_id}": asset_id for asset_id in asset_ids}
+    if not subjects:
+        return {}
+    rows = session.execute(
+        select(Job.subject, Job.id)
+        .where(Job.subject.in_(subjects))
+        .order_by(Job.created_at, Job.id)
+    )
+    # Ordered oldest first: the last one seen for a subject is its latest.
+    return {subjects[subject]: job_id for subject, job_id in rows}
 
 
 def check_reviewable(asset: Asset) -> None:
