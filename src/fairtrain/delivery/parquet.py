@@ -26,7 +26,7 @@ typed metadata              see ``TYPED_METADATA``        null when the item has
 Why the sizes: a row group holds at most ``row_group_bytes`` (64 MiB) of media (or one
 item larger than that) and at most ``row_group_rows`` (1,000) rows. Readers (``datasets`` streaming,
 ``pyarrow.dataset`` scans, the Hub's viewer) hold one row group at a time, so this bounds
-their memory as well as ours, while keeping per-row-group overhead (footer entries,
+their memory as well as ours (two: one fills while the last is written), while keeping per-row-group overhead (footer entries,
 page headers) negligible next to media bytes. Shards are capped at ``max_shard_bytes``
 (512 MiB, the size ``datasets`` itself uses when it shards a push) so downloads resume and
 parallel loaders get several files.
@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,12 @@ class ShardRecord:
 
 
 class ParquetShardWriter:
-    """Writes rows as they come: at most one row group (plus one item) is in memory."""
+    """Writes rows as they come: at most two row groups (plus one item) are in memory.
+
+    A full row group is encoded and written by a thread of its own (pyarrow's writer
+    does not hold the GIL) while the next one fills: the items' reading, decryption and
+    the tar shard's writing overlap Parquet's encoding, at the cost of a second row group
+    in memory. Only one row group is ever being written, so rows stay in order."""
 
     def __init__(
         self,
@@ -248,6 +254,9 @@ class ParquetShardWriter:
         self._writer: pq.ParquetWriter | None = None
         self._shard_keys: list[str] = []
         self._finished: list[tuple[Path | None, tuple[str, ...], Sealed]] = []
+        self._encoder: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None
+        self._writing_bytes = 0  # media bytes of the row group being written
 
     def add(self, item: ExportItem, content: bytes | None, media_file: str | None) -> None:
         """One row. ``content`` is the item's bytes, or None when it was too large to
@@ -302,6 +311,7 @@ class ParquetShardWriter:
         """Finish the last shard and give every shard its final ``-of-N`` name."""
         if self._shard_keys or not self._finished:
             self._close_shard()
+        self._stop_encoder()
         total = len(self._finished)
         records = []
         for index, (partial, keys, claim) in enumerate(self._finished):
@@ -314,6 +324,9 @@ class ParquetShardWriter:
 
     def abort(self) -> None:
         """Close what is open after a failure (the caller removes the files)."""
+        with contextlib.suppress(Exception):
+            self._written()
+        self._stop_encoder()
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -326,7 +339,29 @@ class ParquetShardWriter:
         self._stream = None
 
     def _shard_size(self) -> int:
-        return self._sink.tell() if self._sink is not None else 0
+        # While a row group is being written the file's size is behind by up to that
+        # row group's bytes: count them, so a shard is never let grow past the cap.
+        pending = self._writing is not None and not self._writing.done()
+        written = self._sink.tell() if self._sink is not None else 0
+        return written + (self._writing_bytes if pending else 0)
+
+    def _written(self) -> None:
+        """Wait for the row group being written, raising what went wrong with it."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def _stop_encoder(self) -> None:
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=True)
+            self._encoder = None
+
+    def _write(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
+        writer.write_table(table, row_group_size=table.num_rows)
+        del table
+        # The allocator keeps freed row-group buffers for reuse; hand them back so the
+        # process stays at about two row groups' worth of memory.
+        pa.default_memory_pool().release_unused()
 
     def _flush(self) -> None:
         if not self._columns["key"]:
@@ -341,12 +376,13 @@ class ParquetShardWriter:
         # writer makes its own copy of the row group, or the three are in memory at once.
         for values in self._columns.values():
             values.clear()
-        self._buffered_bytes = 0
-        self._writer.write_table(table, row_group_size=table.num_rows)
+        weight, self._buffered_bytes = self._buffered_bytes, 0
+        self._written()  # one row group written at a time, in order
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(1, thread_name_prefix="parquet-writer")
+        self._writing = self._encoder.submit(self._write, self._writer, table)
+        self._writing_bytes = weight
         del table
-        # The allocator keeps freed row-group buffers for reuse; hand them back so the
-        # process stays at one row group's worth of memory between flushes.
-        pa.default_memory_pool().release_unused()
 
     def _array(self, field: pa.Field) -> pa.Array:
         values = self._columns[field.name]
@@ -365,6 +401,7 @@ class ParquetShardWriter:
 
     def _close_shard(self) -> None:
         self._flush()
+        self._written()
         if self._writer is None:  # an empty dataset still gets one (empty) shard
             self._open_shard()
         assert self._writer is not None and self._sink is not None

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from fairtrain.delivery import (
     ExportDescription,
+    ExportFormat,
     ExportItem,
     ExportLimits,
     export_dataset,
@@ -152,3 +155,66 @@ def test_a_failed_export_aborts_the_sink_it_was_writing(
             sinks=lambda path: _MemorySink(kept, aborted, path),
         )
     assert aborted and not (tmp_path / "failed").exists()
+
+
+class _Threads(_MemorySink):
+    """A sink that notes which thread writes to it."""
+
+    names: ClassVar[set[str]] = set()
+
+    def write(self, data: bytes, /) -> int:
+        self.names.add(threading.current_thread().name)
+        return super().write(data)
+
+
+def test_row_groups_are_written_by_a_thread_of_their_own(
+    tmp_path: Path, items: list[ExportItem], description: ExportDescription
+) -> None:
+    """The next row group fills while the last one is encoded and written elsewhere; the
+    footer (written when the shard closes) is the caller's. The shard is the same."""
+    kept: dict[str, bytes] = {}
+    limits = ExportLimits(row_group_rows=1)
+    _Threads.names = set()
+    export_dataset(
+        items,
+        description,
+        tmp_path / "threaded",
+        formats=[ExportFormat.PARQUET],
+        limits=limits,
+        sinks=lambda path: _Threads(kept, [], path),
+    )
+    assert any(name.startswith("parquet-writer") for name in _Threads.names)
+    assert threading.current_thread().name in _Threads.names
+    plain = export_dataset(
+        items, description, tmp_path / "plain", formats=[ExportFormat.PARQUET], limits=limits
+    )
+    shards = [s["path"] for s in plain["shards"] if s["format"] == "parquet"]
+    assert sorted(kept.values()) == sorted((tmp_path / "plain" / p).read_bytes() for p in shards)
+
+
+class _FullDisk(_MemorySink):
+    """A sink whose store fails part-way, as a full disk would."""
+
+    def write(self, data: bytes, /) -> int:
+        if self.tell() + len(data) > 30_000:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+def test_a_row_group_that_fails_to_be_written_fails_the_export(
+    tmp_path: Path, items: list[ExportItem], description: ExportDescription
+) -> None:
+    """Row groups are written by a thread of their own: its failure is not lost, it
+    fails the export (at the next row group or the shard's end) and nothing is left."""
+    aborted: list[str] = []
+    with pytest.raises(OSError, match="No space"):
+        export_dataset(
+            items,
+            description,
+            tmp_path / "full",
+            formats=[ExportFormat.PARQUET],
+            limits=ExportLimits(row_group_rows=1),
+            sinks=lambda path: _FullDisk({}, aborted, path),
+        )
+    assert aborted and not (tmp_path / "full").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
