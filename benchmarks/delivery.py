@@ -403,7 +403,8 @@ def service_throughput(
             f"({rates[0]:.0f}-{rates[-1]:.0f})  kernel {system:5.2f} s"
         )
         if measured is not copies:
-            line += f"  {statistics.median(ratios[name]):.2f}x ({ratios[name][0]:.2f}-{ratios[name][-1]:.2f})"
+            low, high = ratios[name][0], ratios[name][-1]
+            line += f"  {statistics.median(ratios[name]):.2f}x ({low:.2f}-{high:.2f})"
         print(line)
     both = statistics.median(ratios["export job: decrypt, both formats, store back"])
     print(

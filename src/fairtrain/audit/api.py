@@ -69,11 +69,11 @@ def chain_status(
     scope: Scope = "since_checkpoint",
 ) -> ChainStatus:
     authorize_log_read(principal)
-    if scope == "full":
-        ok, first_bad, problem = service.verify_stored_chain(session)
-        check = service.ChainCheck(ok, first_bad, problem, verified_from_seq=1, checkpoint=None)
-    else:
-        check = service.verify_since_checkpoint(session, request.app.state.audit_public_key)
+    check = (
+        service.verify_whole_chain(session)
+        if scope == "full"
+        else service.verify_since_checkpoint(session, request.app.state.audit_public_key)
+    )
     return ChainStatus(
         ok=check.ok,
         events=service.count_events(session),

@@ -53,6 +53,7 @@ __all__ = [
     "sign_checkpoints_every",
     "verify_since_checkpoint",
     "verify_stored_chain",
+    "verify_whole_chain",
 ]
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,11 @@ class ChainCheck:
     checkpoint: AuditCheckpoint | None  # the signed checkpoint the check started at
 
 
+def verify_whole_chain(session: Session) -> ChainCheck:
+    """Every event of the log recomputed, as a ``ChainCheck``."""
+    return ChainCheck(*verify_stored_chain(session), verified_from_seq=1, checkpoint=None)
+
+
 def verify_since_checkpoint(session: Session, public_key: Ed25519PublicKey) -> ChainCheck:
     """The check an operator polls: cost bounded by the checkpoint interval, not the log.
 
@@ -247,7 +253,7 @@ def verify_since_checkpoint(session: Session, public_key: Ed25519PublicKey) -> C
     """
     checkpoint = latest_checkpoint(session)
     if checkpoint is None or checkpoint.key_id != key_id(public_key):
-        return ChainCheck(*verify_stored_chain(session), verified_from_seq=1, checkpoint=None)
+        return verify_whole_chain(session)
     message = checkpoint_message(
         tree_size=checkpoint.tree_size,
         root_hash=checkpoint.root_hash,

@@ -5,9 +5,9 @@ declared size and SHA-256, and written to every requested format as it passes (e
 items are read whole, since a Parquet cell must be; larger ones are teed from the source
 straight into the tar member and the file copy). Everything is written into a hidden
 sibling directory that is renamed into place only when complete, so an interrupted
-export leaves nothing that could be served. Memory depends on the limits (two row groups:
-one filling while the last is written; one embedded item), not on the size of the dataset; only the item keys (for the manifest)
-grow with the number of items.
+export leaves nothing that could be served. Memory depends on the limits (two row
+groups: one filling while the last is written; one embedded item), not on the size of
+the dataset; only the item keys (for the manifest) grow with the number of items.
 
 ``remove_items`` applies withdrawals to an export in place: every file that holds a
 removed item is checked against the manifest, rewritten without it (streaming, atomic

@@ -24,10 +24,11 @@ typed metadata              see ``TYPED_METADATA``        null when the item has
 ==========================  ============================  =====================================
 
 Why the sizes: a row group holds at most ``row_group_bytes`` (64 MiB) of media (or one
-item larger than that) and at most ``row_group_rows`` (1,000) rows. Readers (``datasets`` streaming,
-``pyarrow.dataset`` scans, the Hub's viewer) hold one row group at a time, so this bounds
-their memory as well as ours (two: one fills while the last is written), while keeping per-row-group overhead (footer entries,
-page headers) negligible next to media bytes. Shards are capped at ``max_shard_bytes``
+item larger than that) and at most ``row_group_rows`` (1,000) rows. Readers (``datasets``
+streaming, ``pyarrow.dataset`` scans, the Hub's viewer) hold one row group at a time, so
+this bounds their memory as well as ours (two: one fills while the last is written),
+while keeping per-row-group overhead (footer entries, page headers) negligible next to
+media bytes. Shards are capped at ``max_shard_bytes``
 (512 MiB, the size ``datasets`` itself uses when it shards a push) so downloads resume and
 parallel loaders get several files.
 
