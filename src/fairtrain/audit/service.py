@@ -16,12 +16,10 @@ every event hash once (``create_checkpoint``).
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,10 +31,10 @@ from fairtrain.audit.chain import (
     format_time,
     payload_digest,
 )
-from fairtrain.audit.checkpoint import create_checkpoint, latest_checkpoint
+from fairtrain.audit.checkpoint import checkpoint_record, create_checkpoint, latest_checkpoint
 from fairtrain.audit.keys import key_id
 from fairtrain.audit.models import AuditCheckpoint, AuditEvent
-from fairtrain.audit.verify import checkpoint_message
+from fairtrain.audit.verify import checkpoint_signature_ok
 from fairtrain.db import is_postgres
 from fairtrain.errors import Conflict
 from fairtrain.ids import new_id, utcnow
@@ -254,21 +252,12 @@ def verify_since_checkpoint(session: Session, public_key: Ed25519PublicKey) -> C
     checkpoint = latest_checkpoint(session)
     if checkpoint is None or checkpoint.key_id != key_id(public_key):
         return verify_whole_chain(session)
-    message = checkpoint_message(
-        tree_size=checkpoint.tree_size,
-        root_hash=checkpoint.root_hash,
-        last_event_hash=checkpoint.last_event_hash,
-        created_at=checkpoint.created_at_text,
-        key_id=checkpoint.key_id,
-    )
     start = checkpoint.tree_size
 
     def bad(seq: int, problem: str) -> ChainCheck:
         return ChainCheck(False, seq, problem, verified_from_seq=start, checkpoint=checkpoint)
 
-    try:
-        public_key.verify(base64.b64decode(checkpoint.signature, validate=True), message)
-    except (InvalidSignature, ValueError):
+    if not checkpoint_signature_ok(checkpoint_record(checkpoint), public_key):
         return bad(start, "the latest checkpoint's signature does not verify")
     anchor = session.execute(
         select(AuditEvent.prev_hash, AuditEvent.hash).where(AuditEvent.seq == start)

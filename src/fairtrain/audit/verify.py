@@ -39,6 +39,7 @@ from typing import Any, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fairtrain.audit.chain import GENESIS_HASH, ChainedEvent, canonical_json, event_hash
 from fairtrain.audit.keys import key_id as compute_key_id
@@ -140,6 +141,19 @@ def checkpoint_message(
             "key_id": key_id,
         }
     )
+
+
+def checkpoint_signature_ok(record: Mapping[str, Any], public_key: Ed25519PublicKey) -> bool:
+    """Whether a checkpoint (its exported spelling: the signed fields and ``signature``,
+    base64) carries a valid Ed25519 signature of ``public_key``."""
+    try:
+        public_key.verify(
+            base64.b64decode(record["signature"], validate=True),
+            checkpoint_message(**{k: record[k] for k in CHECKPOINT_FIELDS}),
+        )
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,18 +276,12 @@ def _read_checkpoints(
                 f"but {PUBLIC_KEY_FILE} is key {progress.key_id}",
                 checkpoint=size,
             )
-        try:
-            signature = base64.b64decode(record["signature"], validate=True)
-            public_key.verify(
-                signature,
-                checkpoint_message(**{k: record[k] for k in CHECKPOINT_FIELDS}),
-            )
-        except (InvalidSignature, binascii.Error, ValueError) as error:
+        if not checkpoint_signature_ok(record, public_key):
             raise _Bad(
                 f"checkpoint at tree size {size}: the Ed25519 signature does not verify "
                 f"with {PUBLIC_KEY_FILE}",
                 checkpoint=size,
-            ) from error
+            )
         checkpoints.append(_Checkpoint(size, record["root_hash"], record["last_event_hash"]))
         previous_size = size
     if len(checkpoints) != manifest["checkpoints"]:
@@ -834,10 +842,8 @@ def verify_inclusion_proof(proof: Mapping[str, Any], public_key_pem: bytes) -> b
         public_key = load_public_key_pem(public_key_pem)
         if checkpoint["key_id"] != compute_key_id(public_key):
             return False
-        public_key.verify(
-            base64.b64decode(checkpoint["signature"], validate=True),
-            checkpoint_message(**{k: checkpoint[k] for k in CHECKPOINT_FIELDS}),
-        )
+        if not checkpoint_signature_ok(checkpoint, public_key):
+            return False
         return (
             verify_inclusion(
                 int(proof["leaf_index"]),
