@@ -29,7 +29,7 @@ from fairtrain.delivery.cli import trace as trace_command
 from fairtrain.errors import DomainError
 from fairtrain.ledger.cli import app as ledger_app
 from fairtrain.licensing.cli import app as licensing_app
-from fairtrain.memory import limit_malloc_arenas
+from fairtrain.memory import configure_malloc
 from fairtrain.privacy.cli import app as privacy_app
 from fairtrain.vault.cli import app as vault_app
 from fairtrain.withdrawal.cli import app as notices_app
@@ -173,7 +173,7 @@ def serve(
         err_console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from error
     # Before any thread starts (the seeding's models, uvicorn's pool, in-process workers).
-    limit_malloc_arenas(settings.malloc_arena_max)
+    configure_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold)
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     if demo:
@@ -420,7 +420,7 @@ def worker(
     from fairtrain.tasks import register_all
 
     settings = get_settings()
-    limit_malloc_arenas(settings.malloc_arena_max)
+    configure_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold)
     register_all()
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)

@@ -96,13 +96,17 @@ class Settings(BaseSettings):
     consent_expiry_every_seconds: float = Field(default=300.0, ge=0.0)
     # glibc malloc arenas (docs/reliability.md "Load"): 0 keeps glibc's 8 per core.
     malloc_arena_max: int = Field(default=2, ge=0)
+    # glibc's mmap threshold, fixed (fairtrain.memory); 0 keeps glibc's sliding one.
+    malloc_mmap_threshold: int = Field(default=4 * 1024 * 1024, ge=0, le=32 * 1024 * 1024)
     # Diagnostics for soaks (docs/reliability.md "Load"): off unless a path is given.
     memory_trace_path: Path | None = Field(
         default=None,
-        description="`fairtrain serve` starts tracemalloc and appends memory dumps here.",
+        description="`fairtrain serve` appends memory dumps here (RSS, heap, live objects).",
     )
     memory_trace_every_seconds: float = Field(default=60.0, gt=0.0)
-    memory_trace_frames: int = Field(default=12, ge=0)
+    # > 0 also starts tracemalloc with this many frames: it slows the server many times
+    # over and adds memory of its own, so it is asked for, never implied by the path.
+    memory_trace_frames: int = Field(default=0, ge=0)
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer token a Prometheus scraper sends to GET /metrics (operators "

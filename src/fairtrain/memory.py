@@ -1,10 +1,21 @@
-"""A long-running process's memory: the allocator's arena limit, and tracing for soaks.
+"""A long-running process's memory: glibc's allocator settings, and tracing for soaks.
 
 **Arenas.** glibc's malloc gives each thread that allocates its own arena, up to eight per
 core; a server's threads (the request thread pool, job workers, onnxruntime's) each keep
 freed memory in their own, so RSS creeps up as work lands on new threads even when nothing
 is kept. :func:`limit_malloc_arenas` caps them at the start of ``fairtrain serve`` and
 ``fairtrain worker`` (``FAIRTRAIN_MALLOC_ARENA_MAX``, 2 by default; 0 keeps glibc's).
+
+**The mmap threshold.** Blocks at or above it get pages of their own, given back to the
+system when freed; smaller ones are cut from the heap. glibc raises the threshold to the
+size of each large block freed (up to 32 MiB), so after one big picture is decoded, the
+next requests' transient buffers of a few MiB land in the heap too and leave holes that
+later, smaller blocks only partly fill: RSS creeps up with nothing kept. A fixed
+threshold (``FAIRTRAIN_MALLOC_MMAP_THRESHOLD``, 4 MiB by default; 0 keeps glibc's
+sliding one) stops that, while the export's 1 MiB pieces still come from the heap (at
+256 KiB each would be mapped and zeroed anew: twice the kernel time). docs/reliability.md
+"Load" has the soaks that chose it. :func:`configure_malloc` applies both at the start of
+``fairtrain serve`` and ``fairtrain worker``.
 
 **Tracing** (where the memory goes, minute by minute), off by default.
 ``FAIRTRAIN_MEMORY_TRACE_PATH=/tmp/trace.txt fairtrain serve`` appends to that file, every
@@ -32,11 +43,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["MemoryTrace", "limit_malloc_arenas", "native_heap", "resident_bytes"]
+__all__ = [
+    "MemoryTrace",
+    "configure_malloc",
+    "fix_mmap_threshold",
+    "limit_malloc_arenas",
+    "native_heap",
+    "resident_bytes",
+]
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+# glibc's mallopt parameters (malloc.h)
+M_ARENA_MAX = -8
+M_MMAP_THRESHOLD = -3
 
-FRAMES = 12
 TOP = 25
 _IGNORED = (
     tracemalloc.Filter(False, tracemalloc.__file__),
@@ -75,9 +94,26 @@ def limit_malloc_arenas(arenas: int) -> bool:
     return bool(libc.mallopt(M_ARENA_MAX, arenas))
 
 
+def fix_mmap_threshold(threshold: int) -> bool:
+    """Blocks of ``threshold`` bytes or more are mapped on their own from now on, and the
+    threshold no longer slides up (glibc's ``M_MMAP_THRESHOLD``); 0 leaves glibc's. False
+    off glibc or when refused (above 32 MiB)."""
+    libc = _libc()
+    if threshold <= 0 or libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+
+
+def configure_malloc(arenas: int, mmap_threshold: int) -> None:
+    """A long-running process's allocator settings: call before any thread starts."""
+    limit_malloc_arenas(arenas)
+    fix_mmap_threshold(mmap_threshold)
+
+
 def native_heap() -> dict[str, int] | None:
-    """glibc's heap: ``in_use`` (allocated blocks, all arenas and mmapped chunks) and
-    ``free_kept`` (freed but not returned to the system); None off glibc."""
+    """glibc's heap: ``in_use`` (allocated blocks, all arenas and mmapped chunks),
+    ``free_kept`` (freed but not returned to the system), ``arenas`` (their size) and
+    ``mapped_blocks`` (blocks mapped on their own); None off glibc."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
@@ -87,6 +123,7 @@ def native_heap() -> dict[str, int] | None:
         "in_use": int(info.uordblks + info.hblkhd),
         "free_kept": int(info.fordblks),
         "arenas": int(info.arena),
+        "mapped_blocks": int(info.hblks),
     }
 
 
@@ -123,7 +160,7 @@ def _mib(value: int) -> str:
 class MemoryTrace:
     """A daemon thread that appends one dump to ``path`` every ``every`` seconds."""
 
-    def __init__(self, path: Path, every: float, frames: int = FRAMES) -> None:
+    def __init__(self, path: Path, every: float, frames: int = 0) -> None:
         self.path = path
         self.every = every
         self.frames = frames  # 0: no tracemalloc, only RSS and the native heap

@@ -8,7 +8,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from fairtrain.memory import MemoryTrace, limit_malloc_arenas, native_heap, resident_bytes
+from fairtrain.config import Settings
+from fairtrain.memory import (
+    MemoryTrace,
+    fix_mmap_threshold,
+    limit_malloc_arenas,
+    native_heap,
+    resident_bytes,
+)
 
 # Run in a fresh interpreter: with tracemalloc on, the dump's walk over every live object
 # of a whole test session's heap would take over a minute; here it takes a second.
@@ -65,3 +72,58 @@ def test_without_frames_only_memory_figures_are_written(tmp_path: Path) -> None:
 def test_the_arena_limit_is_applied_on_glibc_and_zero_keeps_the_default() -> None:
     assert limit_malloc_arenas(0) is False
     assert limit_malloc_arenas(2) is (native_heap() is not None)
+
+
+def test_a_trace_path_alone_does_not_start_tracemalloc(tmp_path: Path) -> None:
+    # tracemalloc slows the server and grows its memory: a soak that only names a trace
+    # file must measure the server as it runs, so frames are asked for, never implied.
+    settings = Settings(memory_trace_path=tmp_path / "trace.txt")
+    assert settings.memory_trace_frames == 0
+    assert MemoryTrace(tmp_path / "trace.txt", every=60).frames == 0
+
+
+# After an 8 MiB block is freed glibc slides its threshold up to 8 MiB, so a 1 MiB block
+# then comes from the heap; with the threshold fixed below 1 MiB, it is mapped on its own.
+# A fresh interpreter each time: the setting is the process's.
+THRESHOLD_SCRIPT = """
+import ctypes, ctypes.util, sys
+from fairtrain.memory import fix_mmap_threshold, native_heap
+
+if sys.argv[1] != "0":
+    assert fix_mmap_threshold(int(sys.argv[1]))
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(8 * 1024 * 1024))
+before = native_heap()["mapped_blocks"]
+block = libc.malloc(1024 * 1024)
+print(native_heap()["mapped_blocks"] - before)
+"""
+
+
+def test_a_fixed_mmap_threshold_does_not_slide_up(tmp_path: Path) -> None:
+    if native_heap() is None:
+        assert fix_mmap_threshold(256 * 1024) is False
+        return
+    script = tmp_path / "threshold.py"
+    script.write_text(THRESHOLD_SCRIPT)
+
+    def mapped(threshold: int) -> int:
+        run = subprocess.run(
+            [sys.executable, str(script), str(threshold)],
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+        return int(run.stdout)
+
+    assert mapped(0) == 0  # glibc's sliding threshold: from the heap
+    assert mapped(256 * 1024) == 1
+    assert mapped(4 * 1024 * 1024) == 0
+    assert fix_mmap_threshold(0) is False
+
+
+def test_the_default_threshold_keeps_the_exports_pieces_in_the_heap() -> None:
+    # 1 MiB vault pieces (and tar copies) must not be mapped and zeroed one by one.
+    assert Settings().malloc_mmap_threshold > 1024 * 1024 + 4096
