@@ -16,7 +16,9 @@ Figures:
   once, nothing decrypted or encrypted). On the local vault (``--size``) and on S3
   (moto's server on loopback, which keeps objects in memory: ``--s3-size``). The items
   are documents (random bytes labelled PDF), the one modality delivered without a mark,
-  so this is the service's I/O path; target >= 0.6x the copy.
+  so this is the service's I/O path; target >= 0.6x the copy. A job that writes both
+  formats writes every item twice (a Parquet cell or media/ copy, and a tar member), so
+  it is also timed against a copy of every object twice: the same bytes as it writes.
 * **watermarks**: what marking costs per modality on real media (scikit-image's photos,
   a synthetic minute of sound, a generated 640x360 video), since every delivered
   picture, recording, video and text is decoded, marked and re-encoded.
@@ -41,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -52,7 +55,7 @@ import numpy as np
 import soundfile
 from PIL import Image
 from pydantic import SecretStr
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairtrain.accounts.models import Organisation, User
@@ -62,7 +65,7 @@ from fairtrain.datasets.models import Dataset, DatasetItem, DatasetVersion
 from fairtrain.db import make_engine, make_session_factory
 from fairtrain.delivery.build import build_export
 from fairtrain.delivery.marking import mark_copy
-from fairtrain.delivery.models import ExportState, LicenceExport
+from fairtrain.delivery.models import ExportFile, ExportState, LicenceExport
 from fairtrain.ids import new_id, utcnow
 from fairtrain.ingest.models import Asset
 from fairtrain.licensing.models import Licence, LicenceItem, Order, Quote
@@ -319,11 +322,12 @@ def _world(root: Path, vault_url: str | None, total: int) -> World:
     return World(runtime, sessions, licence_id, keys, sum(sizes), warm_up)
 
 
-def _copy_objects(runtime: Runtime, keys: list[str]) -> None:
+def _copy_objects(runtime: Runtime, keys: list[str], times: int = 1) -> None:
     backend = runtime.vault.backend
-    for key in keys:
-        with backend.open(key) as source:
-            backend.put(f"copies/{key}", iter(lambda s=source: s.read(8 * MiB), b""))
+    for copy in range(times):
+        for key in keys:
+            with backend.open(key) as source:
+                backend.put(f"copies/{copy}/{key}", iter(lambda s=source: s.read(8 * MiB), b""))
 
 
 def _build(
@@ -342,16 +346,25 @@ def _build(
         return export_id
 
 
+def _stored_bytes(sessions: sessionmaker[Session], export_id: str) -> int:
+    """What the export stored in the vault: its shards, file copies and small files."""
+    with sessions() as session:
+        total = session.scalar(
+            select(func.sum(ExportFile.size)).where(ExportFile.export_id == export_id)
+        )
+        return int(total or 0)
+
+
 @dataclass(frozen=True)
 class Timing:
     seconds: float
     system: float  # CPU seconds the kernel spent for this process (page faults, copies)
 
 
-def _timed(action: object) -> Timing:
+def _timed(action: Callable[[], object]) -> Timing:
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    action()  # type: ignore[operator]
+    action()
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
     return Timing(seconds, after.ru_stime - before.ru_stime)
@@ -370,49 +383,72 @@ def service_throughput(
     # process, not to the export: pay them before timing.
     _build(world.runtime, world.sessions, world.warm_up)
     _copy_objects(world.runtime, world.keys)  # warm the page cache / the store for both
-    runs: dict[str, object] = {
-        "raw copy of the same vault objects": lambda: _copy_objects(world.runtime, world.keys),
-        "export job: decrypt, both formats, store back": lambda: _build(
-            world.runtime, world.sessions, world.licence_id
-        ),
+    copy, copy_twice = "raw copy of the same vault objects", "raw copy of them, twice"
+    both, webdataset, parquet = (
+        "export job: decrypt, both formats, store back",
+        "export job, WebDataset only",
+        "export job, Parquet only",
+    )
+    written: dict[str, list[int]] = {name: [] for name in (both, webdataset, parquet)}
+
+    def build(name: str, formats: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            export_id = _build(world.runtime, world.sessions, world.licence_id, formats)
+            written[name].append(_stored_bytes(world.sessions, export_id))
+
+        return run
+
+    runs: dict[str, Callable[[], None]] = {
+        copy: lambda: _copy_objects(world.runtime, world.keys),
+        # What the both-formats job writes: every item once in Parquet, once in a tar.
+        copy_twice: lambda: _copy_objects(world.runtime, world.keys, times=2),
+        both: build(both, FORMATS),
         # The same job writing one format (what a buyer who names one gets): half the
         # bytes to write, hash and encrypt.
-        "export job, WebDataset only": lambda: _build(
-            world.runtime, world.sessions, world.licence_id, ["webdataset"]
-        ),
-        "export job, Parquet only": lambda: _build(
-            world.runtime, world.sessions, world.licence_id, ["parquet"]
-        ),
+        webdataset: build(webdataset, ["webdataset"]),
+        parquet: build(parquet, ["parquet"]),
     }
     # Interleaved, so that a change in the machine's state (writeback of an earlier
     # round, memory the host reclaimed) falls on every kind alike; the ratio of each
-    # round is taken against that round's copy.
+    # round is taken against that round's copies.
     timings: dict[str, list[Timing]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, action in runs.items():
             timings[name].append(_timed(action))
-    copies = timings["raw copy of the same vault objects"]
-    ratios: dict[str, list[float]] = {}
+
+    def ratio(name: str, baseline: str) -> list[float]:
+        pairs = zip(timings[baseline], timings[name], strict=True)
+        return sorted(base.seconds / job.seconds for base, job in pairs)
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f}x ({values[0]:.2f}-{values[-1]:.2f})"
+
     for name, measured in timings.items():
         rates = sorted(world.size / MiB / t.seconds for t in measured)
-        ratios[name] = sorted(c.seconds / t.seconds for c, t in zip(copies, measured, strict=True))
         seconds = statistics.median(t.seconds for t in measured)
         system = statistics.median(t.system for t in measured)
         line = (
             f"  {name:<48} {seconds:6.2f} s  {statistics.median(rates):7.1f} MiB/s "
             f"({rates[0]:.0f}-{rates[-1]:.0f})  kernel {system:5.2f} s"
         )
-        if measured is not copies:
-            low, high = ratios[name][0], ratios[name][-1]
-            line += f"  {statistics.median(ratios[name]):.2f}x ({low:.2f}-{high:.2f})"
+        if name in written:
+            line += f"  writes {statistics.median(written[name]) / MiB:.0f} MiB"
+            line += f"  vs copy {spread(ratio(name, copy))}"
         print(line)
-    both = statistics.median(ratios["export job: decrypt, both formats, store back"])
+    # Each job against a copy of as many bytes as it writes: one copy for one format,
+    # two for both (each item is written twice, so a copy of it once is not the same
+    # bytes: a disk that bounds the copy bounds that job at 0.5x of it).
+    same_bytes = {
+        both: ratio(both, copy_twice),
+        webdataset: ratio(webdataset, copy),
+        parquet: ratio(parquet, copy),
+    }
     print(
-        f"  export job / raw copy = {both:.2f}x  (target >= 0.60x); WebDataset only: "
-        f"{statistics.median(ratios['export job, WebDataset only']):.2f}x; Parquet only: "
-        f"{statistics.median(ratios['export job, Parquet only']):.2f}x"
+        "  against a raw copy of the bytes each job writes (target >= 0.60x): both formats "
+        f"{spread(same_bytes[both])}; WebDataset only {spread(same_bytes[webdataset])}; "
+        f"Parquet only {spread(same_bytes[parquet])}"
     )
-    return both
+    return statistics.median(same_bytes[both])
 
 
 def _moto() -> tuple[object, str]:

@@ -103,26 +103,36 @@ def _drive(
     clients: int,
     seconds: float,
     pick: Callable[[random.Random, int], tuple[str, Callable[[], httpx.Response]]],
-) -> tuple[dict[str, list[float]], Counter_, float]:
+) -> tuple[dict[str, list[float]], Counter_, float, list[str]]:
     latencies: dict[str, list[float]] = defaultdict(list)
     outcomes: Counter_ = defaultdict(int)
+    errors: list[str] = []
     lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline = start + seconds
 
     def run(index: int) -> None:
         rng = random.Random(index)
         while time.monotonic() < deadline:
             kind, call = pick(rng, index)
             began = time.perf_counter()
+            detail = ""
             try:
-                status = call().status_code
+                response = call()
+                status = response.status_code
+                if status >= 500:
+                    detail = f"HTTP {status} {response.text[:300]}"
             except httpx.TimeoutException:
                 status = -1  # no answer within the client's 30 s
-            except httpx.HTTPError:
+                detail = "no answer within 30 s"
+            except httpx.HTTPError as error:
                 status = 0
+                detail = f"{type(error).__name__}: {error}"
             took = time.perf_counter() - began
             with lock:
                 latencies[kind].append(took)
+                if detail and len(errors) < 20:  # what each error was, to find its cause
+                    errors.append(f"{kind} at {time.monotonic() - start:.0f} s: {detail}")
                 if status < 0:
                     outcomes["timeout"] += 1
                 outcomes[
@@ -139,7 +149,7 @@ def _drive(
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, outcomes, time.monotonic() - began
+    return latencies, outcomes, time.monotonic() - began, errors
 
 
 def main() -> None:
@@ -216,7 +226,7 @@ def main() -> None:
             return weighted[-1][1](rng, i)
 
         warm = min(10.0, args.seconds / 6)
-        base_lat, _, base_took = _drive(args.clients, min(15.0, args.seconds / 4), health)
+        base_lat, _, base_took, _ = _drive(args.clients, min(15.0, args.seconds / 4), health)
         memory: list[tuple[float, float]] = []
         stop = threading.Event()
         started = time.monotonic()
@@ -228,7 +238,7 @@ def main() -> None:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        latencies, outcomes, took = _drive(args.clients, args.seconds, mix)
+        latencies, outcomes, took, errors = _drive(args.clients, args.seconds, mix)
         stop.set()
         sampler.join()
         everything = [t for values in latencies.values() for t in values]
@@ -251,6 +261,8 @@ def main() -> None:
             f"{outcomes.get('timeout', 0)} got no answer within 30 s); refusals "
             f"{outcomes.get('refused', 0)}"
         )
+        for error in errors:
+            print(f"    error: {error}")
         for kind in sorted(latencies):
             values = latencies[kind]
             print(
