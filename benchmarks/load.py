@@ -65,8 +65,15 @@ def _seed(target: Platform) -> None:
     engine.dispose()
 
 
+def _client(base: str) -> httpx.Client:
+    # uvicorn closes a connection idle for 5 s (its keep-alive timeout) and httpx keeps
+    # one for 5 s too: a request sent on it at that instant meets a reset (what browsers
+    # retry unseen). The clients drop idle connections first, so a reset is the server's.
+    return httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
+
+
 def _login(base: str, email: str, password: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=base, timeout=30)
+    client = _client(base)
     body = client.post("/api/v1/auth/login", json={"email": email, "password": password})
     body.raise_for_status()
     return client, str(body.json()["csrf_token"])
@@ -170,7 +177,7 @@ def main() -> None:
         contributors = [_login(base, ada.email, ada.password) for _ in range(args.clients)]
         buyers = [_login(base, bea.email, bea.password) for _ in range(args.clients)]
         operators = [_login(base, otto.email, otto.password) for _ in range(args.clients)]
-        anonymous = [httpx.Client(base_url=base, timeout=30) for _ in range(args.clients)]
+        anonymous = [_client(base) for _ in range(args.clients)]
         listed = buyers[0][0].get("/api/v1/catalog", params={"limit": 50}).json()["items"]
         ids = [item["id"] for item in listed]
         seeds = iter(range(10**6))

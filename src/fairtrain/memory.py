@@ -97,7 +97,8 @@ def limit_malloc_arenas(arenas: int) -> bool:
 def fix_mmap_threshold(threshold: int) -> bool:
     """Blocks of ``threshold`` bytes or more are mapped on their own from now on, and the
     threshold no longer slides up (glibc's ``M_MMAP_THRESHOLD``); 0 leaves glibc's. False
-    off glibc or when refused (above 32 MiB)."""
+    off glibc or when glibc refuses the value (settings cap it at 32 MiB, glibc's own
+    upper bound for the sliding threshold)."""
     libc = _libc()
     if threshold <= 0 or libc is None or not hasattr(libc, "mallopt"):
         return False
