@@ -15,7 +15,8 @@ threshold (``FAIRTRAIN_MALLOC_MMAP_THRESHOLD``, 4 MiB by default; 0 keeps glibc'
 sliding one) stops that, while the export's 1 MiB pieces still come from the heap (at
 256 KiB each would be mapped and zeroed anew: twice the kernel time). docs/reliability.md
 "Load" has the soaks that chose it. :func:`configure_malloc` applies both at the start of
-``fairtrain serve`` and ``fairtrain worker``.
+``fairtrain serve`` and ``fairtrain worker``, and in :mod:`fairtrain.asgi`, which each
+uvicorn worker process (``serve --workers N``, or uvicorn/gunicorn run directly) imports.
 
 **Tracing** (where the memory goes, minute by minute), off by default.
 ``FAIRTRAIN_MEMORY_TRACE_PATH=/tmp/trace.txt fairtrain serve`` appends to that file, every

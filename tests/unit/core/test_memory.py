@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -127,3 +128,49 @@ def test_a_fixed_mmap_threshold_does_not_slide_up(tmp_path: Path) -> None:
 def test_the_default_threshold_keeps_the_exports_pieces_in_the_heap() -> None:
     # 1 MiB vault pieces (and tar copies) must not be mapped and zeroed one by one.
     assert Settings().malloc_mmap_threshold > 1024 * 1024 + 4096
+
+
+ASGI_SCRIPT = """
+import ctypes, ctypes.util
+import fairtrain.asgi  # what each uvicorn worker and a direct `uvicorn fairtrain.asgi:app` run
+from fairtrain.memory import native_heap
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(30 * 1024 * 1024))
+before = native_heap()["mapped_blocks"]
+block = libc.malloc(28 * 1024 * 1024)
+print(native_heap()["mapped_blocks"] - before)
+"""
+# The app's start-up leaves some MiB free in the heap, and a request that fits a free chunk
+# is served from it whatever the threshold: the probe asks for more than that. glibc's
+# sliding threshold rises to the 30 MiB freed, so 28 MiB then comes from the heap.
+
+
+def test_the_asgi_entry_point_applies_the_allocator_settings(tmp_path: Path) -> None:
+    # uvicorn's worker processes import fairtrain.asgi afresh, without `fairtrain serve`'s
+    # start-up: the threshold must be fixed there too.
+    if native_heap() is None:
+        return
+    script = tmp_path / "asgi_threshold.py"
+    script.write_text(ASGI_SCRIPT)
+
+    def mapped(threshold: int) -> int:
+        run = subprocess.run(
+            [sys.executable, str(script)],
+            check=True,
+            timeout=120,
+            capture_output=True,
+            text=True,
+            env=os.environ
+            | {
+                "FAIRTRAIN_MODE": "dev",
+                "FAIRTRAIN_DATA_DIR": str(tmp_path / f"data-{threshold}"),
+                "FAIRTRAIN_MALLOC_MMAP_THRESHOLD": str(threshold),
+            },
+        )
+        return int(run.stdout.strip().splitlines()[-1])
+
+    assert mapped(256 * 1024) == 1
+    assert mapped(0) == 0  # glibc's sliding threshold: the freed 8 MiB raised it
