@@ -33,10 +33,13 @@ test: install system-deps services
 security: install services
 	$(UV) run pytest tests/security tests/functional/test_authz_matrix.py
 
-## Long reliability runs (by hand, bounded): many kill -9 trials per operation and database.
+## Long reliability runs (by hand, bounded): many kill -9 trials per operation and database,
+## then a load soak on PostgreSQL that fails on any error or on memory that keeps growing.
 SOAK_TRIALS ?= 10
+SOAK_SECONDS ?= 1200
 soak: install system-deps services
 	FAIRTRAIN_CRASH_TRIALS=$(SOAK_TRIALS) timeout 7200 $(UV) run pytest -p no:randomly -s tests/reliability
+	timeout $$(( $(SOAK_SECONDS) + 600 )) $(UV) run python benchmarks/load.py --seconds $(SOAK_SECONDS) --database postgres --max-errors 0 --max-growth 0.5
 
 lint: install
 	$(UV) run ruff check $(LINT_DIRS)

@@ -167,7 +167,16 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=sorted(SHARES), help="one request kind instead of the mix (soaks)"
     )
+    parser.add_argument(
+        "--max-errors", type=int, help="exit 1 if more requests than this failed (make soak)"
+    )
+    parser.add_argument(
+        "--max-growth",
+        type=float,
+        help="exit 1 if the server's RSS grew faster than this, MiB/min, over the second half",
+    )
     args = parser.parse_args()
+    failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, platform(Path(tmp), args.database) as target:
         _seed(target)
         target.start()
@@ -270,6 +279,8 @@ def main() -> None:
         )
         for error in errors:
             print(f"    error: {error}")
+        if args.max_errors is not None and outcomes.get("error", 0) > args.max_errors:
+            failures.append(f"{outcomes.get('error', 0)} errors (at most {args.max_errors})")
         for kind in sorted(latencies):
             values = latencies[kind]
             print(
@@ -277,6 +288,8 @@ def main() -> None:
                 f"  p99 {_percentile(values, 0.99) * 1000:7.1f} ms"
             )
         after = [(t, m) for t, m in memory if t >= warm]
+        if args.max_growth is not None and len(after) < 2:
+            failures.append("the run was too short to judge memory growth")
         if len(after) >= 2:
             (t0, m0), (t1, m1) = after[0], after[-1]
             print(
@@ -297,6 +310,11 @@ def main() -> None:
                     else ""
                 )
             )
+            if args.max_growth is not None and _slope(half) > args.max_growth:
+                failures.append(
+                    f"RSS grew {_slope(half):+.2f} MiB/min over the second half "
+                    f"(at most {args.max_growth:+.2f})"
+                )
             minutes = {int(t // 60): m for t, m in after}
             print("  RSS by minute: " + ", ".join(f"{m:.0f}" for _, m in sorted(minutes.items())))
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -305,6 +323,9 @@ def main() -> None:
             client.close()
         for client in anonymous:
             client.close()
+    if failures:
+        print("load: FAILED: " + "; ".join(failures))
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
