@@ -32,6 +32,7 @@ Machines shared with other work give noisy figures: read the ratios.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import resource
@@ -322,9 +323,17 @@ def _world(root: Path, vault_url: str | None, total: int) -> World:
     return World(runtime, sessions, licence_id, keys, sum(sizes), warm_up)
 
 
+_COPIES = itertools.count()
+
+
 def _copy_objects(runtime: Runtime, keys: list[str], times: int = 1) -> None:
+    # Each copy is written to new objects and kept, as an export's are. Writing over the
+    # previous round's copies instead reuses the page-cache pages their deletion frees:
+    # on this machine that made the copy 2.1x faster than a copy to new objects (kernel
+    # 0.85 s against 2.4 s for 1 GiB), a baseline no export can be measured against.
     backend = runtime.vault.backend
-    for copy in range(times):
+    for _ in range(times):
+        copy = next(_COPIES)
         for key in keys:
             with backend.open(key) as source:
                 backend.put(f"copies/{copy}/{key}", iter(lambda s=source: s.read(8 * MiB), b""))

@@ -538,36 +538,6 @@ class _VaultSink(_ThreadedStore):
         self.abort()
 
 
-class _Storing(_ThreadedStore):
-    """One file on its way into the vault from a thread of its own: the bytes are read,
-    hashed, encrypted and written (fsynced) there; the blob is recorded in the session's
-    thread when the exporter asks for the digest (``__call__``)."""
-
-    def __init__(self, sealer: _VaultSealer, path: Path, store: BlobStore) -> None:
-        self._sealer = sealer
-        self._store = store
-        # Opened here: the exporter may rename the file (a shard's final name) meanwhile.
-        self._handle = path.open("r+b")  # read, then truncated through this handle
-        self._failure: BaseException | None = None
-        self._blob: VaultBlob | None = None
-        self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with self._handle:
-                self._store.write(self._handle)
-                # Its pages are dropped before the kernel writes them out: the bytes are
-                # in the vault now, and the empty file keeps its name for the exporter's
-                # final rename.
-                os.ftruncate(self._handle.fileno(), 0)
-        except BaseException as error:
-            self._failure = error
-
-    def wait(self) -> None:
-        self._thread.join()
-
-
 class _VaultSealer:
     """Opens a vault store for each shard and file copy the exporter writes (``open``):
     the bytes go straight into the vault, never to the scratch disk, and the vault's
@@ -586,8 +556,8 @@ class _VaultSealer:
         self._runtime = runtime
         self._owner = owner
         self._in_flight = in_flight
-        self._open: list[_VaultSink | _Storing] = []
-        self.pending: list[_VaultSink | _Storing] = []
+        self._open: list[_VaultSink] = []
+        self.pending: list[_VaultSink] = []
         self.stored: dict[tuple[str, int], list[VaultBlob]] = {}
 
     def _begin(self, path: str) -> BlobStore:
@@ -603,19 +573,10 @@ class _VaultSealer:
         )
 
     def open(self, path: str) -> ShardSink:
-        """A WebDataset shard or a file copy: written straight into the vault."""
+        """A shard (Parquet or WebDataset) or a file copy: written straight into the vault."""
         sink = _VaultSink(self, self._begin(path))
         self._open.append(sink)
         return sink
-
-    def __call__(self, path: Path) -> Callable[[], tuple[str, int]]:
-        """A Parquet shard, written by pyarrow to the scratch disk (a Python sink would
-        make pyarrow hand over each row group as one more copy in memory): stored from
-        a thread, then truncated while its pages are still in the cache."""
-        claim = _Storing(self, path, self._begin(path.name.removesuffix(".partial")))
-        self._open.append(claim)
-        self.pending.append(claim)
-        return claim
 
     def wait(self) -> None:
         """Let every store end (after a failure: those not sealed keep nothing, and the
@@ -707,7 +668,6 @@ def _build(
             formats=[ExportFormat(f) for f in export.formats],
             # Scratch space: the vault's writes are the durable ones.
             durable=False,
-            sealer=sealer,
             sinks=sealer.open,
         )
     finally:

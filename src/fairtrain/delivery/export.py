@@ -319,10 +319,7 @@ def export_dataset(
 
     ``sinks`` goes further: shards and file copies are written straight to the sink it
     opens for each (the delivery service's streams them into the vault) and never reach
-    ``out_dir``; only the small files (card, receipts, summary, Croissant, manifest) do.
-    Given both, Parquet shards still go to files handed to ``sealer``: pyarrow hands a
-    Python sink each column chunk as one more copy in memory (64 MiB a row group), a
-    file it writes itself from its own buffers."""
+    ``out_dir``; only the small files (card, receipts, summary, Croissant, manifest) do."""
     chosen = frozenset(ExportFormat(f) for f in formats)
     if not chosen:
         raise InvalidInput("Choose at least one export format.", code="export_formats")
