@@ -22,6 +22,7 @@ import base64
 import ipaddress
 import json
 import secrets
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -202,24 +203,70 @@ def signed_request(
     }
 
 
+class _NotSent(Exception):
+    """The notice was not sent to this address (the reason is the delivery's error)."""
+
+
+def _addresses(settings: Settings, url: httpx.URL) -> list[str]:
+    """The receiver's addresses, resolved once for this attempt. In production every one
+    must be public: a name is checked when it is used, not only when it is registered,
+    since its DNS answer can change afterwards (a public host at registration, the
+    platform's own network later)."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        answers = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise _NotSent(f"the host {url.host} does not resolve ({error})") from None
+    addresses = list(dict.fromkeys(str(answer[4][0]) for answer in answers))
+    if not addresses:
+        raise _NotSent(f"the host {url.host} has no address")
+    if settings.mode == Mode.PRODUCTION:
+        for address in addresses:
+            if not ipaddress.ip_address(address.partition("%")[0]).is_global:
+                raise _NotSent(
+                    f"the host {url.host} resolves to {address}, not a public address; "
+                    "nothing was sent"
+                )
+    return addresses
+
+
 def _post(
     settings: Settings, url: str, body: bytes, headers: dict[str, str]
 ) -> tuple[int | None, str | None]:
+    """POST to the addresses :func:`_addresses` checked, in order, and only to them: the
+    connection is made to the address itself (``Host`` and, over TLS, the server name and
+    certificate check still use the URL's host), so no second DNS answer, a rebinding one,
+    is ever used. Sent directly, never through an ``HTTP(S)_PROXY`` of the environment."""
+    target = httpx.URL(url)
     try:
-        response = httpx.post(
-            url,
-            content=body,
-            headers=headers,
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-        )
-    except httpx.TimeoutException:
-        return None, f"no answer within {settings.webhook_timeout_seconds:g} s"
-    except httpx.HTTPError as error:
-        return None, f"{type(error).__name__}: {error}"[:500]
-    if 200 <= response.status_code < 300:
-        return response.status_code, None
-    return response.status_code, f"answered HTTP {response.status_code}"
+        addresses = _addresses(settings, target)
+    except _NotSent as refused:
+        return None, str(refused)
+    host = target.netloc.decode("ascii")
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    error: httpx.HTTPError | None = None
+    with httpx.Client(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
+    ) as client:
+        for address in addresses:
+            try:
+                response = client.post(
+                    target.copy_with(host=address),
+                    content=body,
+                    headers={**headers, "host": host},
+                    extensions=extensions,
+                )
+            except httpx.TimeoutException:
+                return None, f"no answer within {settings.webhook_timeout_seconds:g} s"
+            except httpx.ConnectError as refused:
+                error = refused  # the next address, as a resolver-driven connect would
+                continue
+            except httpx.HTTPError as failed:
+                return None, f"{type(failed).__name__}: {failed}"[:500]
+            if 200 <= response.status_code < 300:
+                return response.status_code, None
+            return response.status_code, f"answered HTTP {response.status_code}"
+    return None, f"{type(error).__name__}: {error}"[:500]
 
 
 def attempt_delivery(

@@ -6,14 +6,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from fairtrain.config import Mode, Settings
 from fairtrain.errors import InvalidInput
-from fairtrain.withdrawal.webhooks import _check_url, new_secret, signed_request
+from fairtrain.withdrawal.webhooks import _check_url, _post, new_secret, signed_request
 
 # The test vector of the Standard Webhooks specification (and its reference libraries).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -71,3 +74,60 @@ def test_webhook_urls(url: str, mode: Mode, ok: bool) -> None:
         with pytest.raises(InvalidInput) as error:
             _check_url(settings, url)
         assert error.value.code == "invalid_webhook_url"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    hosts: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.hosts.append(self.headers["host"])
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[int, list[str]]]:
+    """A real HTTP server on loopback; yields its port and the Host header of each POST."""
+    hosts: list[str] = []
+    handler = type("Handler", (_Receiver,), {"hosts": hosts})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_name_is_sent_to_the_address_it_resolved_to_with_its_own_host_header(
+    receiver: tuple[int, list[str]],
+) -> None:
+    port, hosts = receiver
+    settings = Settings.model_construct(mode=Mode.DEV, webhook_timeout_seconds=5)
+    assert _post(settings, f"http://localhost:{port}/hooks", b"{}", {}) == (204, None)
+    assert hosts == [f"localhost:{port}"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_production_sends_nothing_to_a_host_that_resolves_to_a_private_address(
+    receiver: tuple[int, list[str]], host: str
+) -> None:
+    # Registration refuses such URLs by their text; a name whose DNS answer turns private
+    # later (rebinding) is caught here, when the notice is sent, before any connection.
+    port, hosts = receiver
+    settings = Settings.model_construct(mode=Mode.PRODUCTION, webhook_timeout_seconds=5)
+    status, error = _post(settings, f"http://{host}:{port}/hooks", b"{}", {})
+    assert status is None and error is not None
+    assert "not a public address" in error and "127.0.0.1" in error
+    assert hosts == []
+
+
+def test_a_host_that_does_not_resolve_is_a_failed_attempt() -> None:
+    settings = Settings.model_construct(mode=Mode.PRODUCTION, webhook_timeout_seconds=5)
+    status, error = _post(settings, "https://no-such-host.invalid/hooks", b"{}", {})
+    assert status is None and error is not None and "does not resolve" in error
