@@ -6,6 +6,7 @@ and the deadlines (reminder, escalation, suspension)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
@@ -24,11 +25,12 @@ from tests.functional.withdrawal_world import (
     withdraw,
 )
 
+from fairtrain.audit.models import AuditEvent
 from fairtrain.consent.models import ConsentReceiptRecord
 from fairtrain.ids import utcnow
 from fairtrain.licensing.models import Licence, LicenceState
 from fairtrain.withdrawal import notices, webhooks
-from fairtrain.withdrawal.models import DeliveryState, Notice, WebhookDelivery
+from fairtrain.withdrawal.models import DeliveryState, Notice, WebhookDelivery, WebhookEndpoint
 
 __all__ = ["receiver", "sold"]
 
@@ -277,3 +279,26 @@ def test_deadlines_remind_escalate_and_suspend(sold: Sold, db: Session, app: Any
     db.commit()
     status = ok(sold.contributor.client.get("/api/v1/withdrawals"))[0]["buyers"]
     assert status[0]["state"] == "overdue"
+
+
+def test_the_signing_secret_is_shown_once_and_kept_only_sealed(
+    sold: Sold, receiver: Receiver, db: Session
+) -> None:
+    secret = register_webhook(sold.buyer, receiver.url)
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    endpoint = db.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.org_id == sold.buyer.org_id)
+    ).one()
+    # Neither the secret nor its key is in the row or in the audit log: a reader of the
+    # database alone cannot forge notices to the buyer.
+    for column in WebhookEndpoint.__table__.columns:
+        value = getattr(endpoint, column.key)
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        assert key not in raw and secret.encode() not in raw, column.key
+    for payload in db.scalars(select(AuditEvent.payload)):
+        assert secret not in str(payload)
+    # The platform still signs with it (the receiver verifies with the secret shown once).
+    receiver.secret = secret
+    withdraw(sold.contributor, asset_ids=[sold.assets[0]])
+    receiver.wait_for(1)
+    assert receiver.verified[0]["type"] == "withdrawal.notice"

@@ -18,11 +18,14 @@ import hashlib
 import logging
 import queue
 import re
+import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -68,9 +71,11 @@ __all__ = [
     "find_orphans",
     "open_blob",
     "open_blob_range",
+    "open_secret",
     "prune_retired_keks",
     "reset_default_keyring",
     "rotate_kek",
+    "seal_secret",
     "shred_owner",
     "store_blob",
     "sweep_orphans",
@@ -240,6 +245,52 @@ def _data_key(key: ContributorKey, keyring: KeyRing) -> bytes:
         ) from exc
     _DATA_KEYS.put(key.id, key.kek_id, key.wrapped_key, data_key)
     return data_key
+
+
+# -- small secrets the platform must read again ------------------------------------------
+
+_SECRET_CONTEXT = b"fairtrain/vault/secret/v1"
+_SECRET_NONCE_SIZE = 12
+
+
+def _secret_aad(context: str, key_id: str) -> bytes:
+    return b"|".join((_SECRET_CONTEXT, context.encode("utf-8"), key_id.encode("ascii")))
+
+
+def seal_secret(
+    session: Session, keyring: KeyRing, *, owner: str, context: str, secret: bytes
+) -> bytes:
+    """A secret the platform must use again in the clear (a webhook's HMAC key), sealed
+    under ``owner``'s data key: ``key id . nonce || AES-GCM``, bound to ``context`` (the
+    row it belongs to). A database dump without the KEK reveals none of them, a sealed
+    value copied onto another row does not open there, KEK rotation re-wraps the data key
+    (so they stay readable) and shredding the owner destroys them."""
+    key = _live_key_or_create(session, _check_owner(owner), keyring)
+    nonce = secrets.token_bytes(_SECRET_NONCE_SIZE)
+    sealed = AESGCM(_data_key(key, keyring)).encrypt(nonce, secret, _secret_aad(context, key.id))
+    return key.id.encode("ascii") + b"." + nonce + sealed
+
+
+def open_secret(session: Session, keyring: KeyRing, *, context: str, sealed: bytes) -> bytes:
+    """The secret :func:`seal_secret` sealed for ``context``; ``410 vault_key_destroyed``
+    once its owner's key was shredded, ``409 vault_integrity_error`` if it was altered or
+    belongs to another row."""
+    key_id, dot, rest = sealed.partition(b".")
+    key = session.get(ContributorKey, key_id.decode("ascii", "replace")) if dot else None
+    if key is None or len(rest) <= _SECRET_NONCE_SIZE:
+        raise Conflict(
+            f"The sealed secret of {context} is malformed.", code="vault_integrity_error"
+        )
+    nonce, ciphertext = rest[:_SECRET_NONCE_SIZE], rest[_SECRET_NONCE_SIZE:]
+    try:
+        return AESGCM(_data_key(key, keyring)).decrypt(
+            nonce, ciphertext, _secret_aad(context, key.id)
+        )
+    except InvalidTag:
+        raise Conflict(
+            f"The sealed secret of {context} does not open: altered, or another row's.",
+            code="vault_integrity_error",
+        ) from None
 
 
 # -- blobs ------------------------------------------------------------------------------

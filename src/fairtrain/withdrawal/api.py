@@ -183,13 +183,13 @@ def _notice_out(notice: Notice) -> NoticeOut:
     )
 
 
-def _webhook_out(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> WebhookOut:
+def _webhook_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> WebhookOut:
     return WebhookOut(
         id=endpoint.id,
         url=endpoint.url,
         active=endpoint.active,
         created_at=endpoint.created_at,
-        secret=endpoint.secret if with_secret else None,
+        secret=secret,
     )
 
 
@@ -291,10 +291,10 @@ def register_webhook(
 ) -> WebhookOut:  # fmt: skip
     """Register an endpoint for notices; the signing secret is shown only now."""
     authorize_buyer_admin(principal, org_id)
-    endpoint = webhooks.register_endpoint(
+    endpoint, secret = webhooks.register_endpoint(
         session, settings, org_id=org_id, url=body.url, actor=principal.ref
     )
-    return _webhook_out(endpoint, with_secret=True)
+    return _webhook_out(endpoint, secret=secret)
 
 
 @router.get("/orgs/{org_id}/webhooks", response_model=list[WebhookOut])

@@ -16,7 +16,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fairtrain.db import Base, JSONValue, UTCDateTime
@@ -122,8 +131,10 @@ class WebhookEndpoint(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
     url: Mapped[str] = mapped_column(String(2000))
-    # ``whsec_`` + base64 key. Kept readable: every delivery is signed with it (HMAC).
-    secret: Mapped[str] = mapped_column(String(120))
+    # The 32-byte HMAC key of the ``whsec_`` secret, sealed under the organisation's vault
+    # data key (``vault.service.seal_secret``): every delivery is signed with it, so it is
+    # kept readable to the platform, never to a reader of the database alone.
+    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary(160))
     active: Mapped[bool]
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

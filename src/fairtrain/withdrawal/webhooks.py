@@ -42,6 +42,8 @@ from fairtrain.errors import InvalidInput, NotFound
 from fairtrain.ids import new_id, utcnow
 from fairtrain.jobs.registry import job_handler
 from fairtrain.jobs.service import enqueue_job
+from fairtrain.vault.keys import KeyRing
+from fairtrain.vault.service import open_secret, seal_secret
 from fairtrain.withdrawal.models import (
     DeliveryState,
     Notice,
@@ -71,7 +73,25 @@ Dispatcher = Callable[[str], None]
 
 def new_secret() -> str:
     """A fresh signing secret as the specification spells it: ``whsec_`` + base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    return _spelled(secrets.token_bytes(32))
+
+
+def _spelled(key: bytes) -> str:
+    return "whsec_" + base64.b64encode(key).decode("ascii")
+
+
+def _secret_context(endpoint_id: str) -> str:
+    return f"webhook:{endpoint_id}"
+
+
+def _signing_secret(session: Session, settings: Settings, endpoint: WebhookEndpoint) -> str:
+    key = open_secret(
+        session,
+        KeyRing.from_settings(settings),
+        context=_secret_context(endpoint.id),
+        sealed=endpoint.sealed_secret,
+    )
+    return _spelled(key)
 
 
 def _check_url(settings: Settings, url: str) -> str:
@@ -100,12 +120,22 @@ def _check_url(settings: Settings, url: str) -> str:
 
 def register_endpoint(
     session: Session, settings: Settings, *, org_id: str, url: str, actor: str
-) -> WebhookEndpoint:
+) -> tuple[WebhookEndpoint, str]:
+    """The new endpoint and its ``whsec_`` signing secret, which is shown to the buyer now
+    and kept only sealed (under the organisation's vault data key)."""
+    endpoint_id = new_id("whe")
+    key = secrets.token_bytes(32)
     endpoint = WebhookEndpoint(
-        id=new_id("whe"),
+        id=endpoint_id,
         org_id=org_id,
         url=_check_url(settings, url),
-        secret=new_secret(),
+        sealed_secret=seal_secret(
+            session,
+            KeyRing.from_settings(settings),
+            owner=f"org:{org_id}",
+            context=_secret_context(endpoint_id),
+            secret=key,
+        ),
         active=True,
         created_by=actor,
         created_at=utcnow(),
@@ -119,7 +149,7 @@ def register_endpoint(
         subject=f"webhook:{endpoint.id}",
         payload={"org": org_id, "url": url},
     )
-    return endpoint
+    return endpoint, _spelled(key)
 
 
 def endpoints_of(session: Session, org_id: str) -> list[WebhookEndpoint]:
@@ -280,7 +310,8 @@ def attempt_delivery(
     assert endpoint is not None and notice is not None
     # Signed with the real time (receivers refuse timestamps far from theirs); ``now``
     # only decides when the next attempt is due.
-    body, headers = signed_request(delivery.id, endpoint.secret, payload_of(notice), utcnow())
+    secret = _signing_secret(session, settings, endpoint)
+    body, headers = signed_request(delivery.id, secret, payload_of(notice), utcnow())
     sent_at = now or utcnow()
     if endpoint.active:
         status, error = _post(settings, endpoint.url, body, headers)

@@ -613,7 +613,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("org_id", sa.String(length=40), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
-        sa.Column("secret", sa.String(length=120), nullable=False),
+        sa.Column("sealed_secret", sa.LargeBinary(length=160), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=80), nullable=False),
         sa.Column("created_at", fairtrain.db.UTCDateTime(timezone=True), nullable=False),
