@@ -302,3 +302,25 @@ def test_the_signing_secret_is_shown_once_and_kept_only_sealed(
     withdraw(sold.contributor, asset_ids=[sold.assets[0]])
     receiver.wait_for(1)
     assert receiver.verified[0]["type"] == "withdrawal.notice"
+
+
+def test_a_signing_secret_that_does_not_open_dead_letters_the_delivery(
+    sold: Sold, receiver: Receiver, db: Session, app: Any
+) -> None:
+    receiver.secret = register_webhook(sold.buyer, receiver.url)
+    endpoint = db.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.org_id == sold.buyer.org_id)
+    ).one()
+    endpoint.sealed_secret = endpoint.sealed_secret[:-1] + bytes([endpoint.sealed_secret[-1] ^ 1])
+    db.commit()
+    # The withdrawal goes through; its notice cannot be signed, so nothing is sent and the
+    # delivery is dead at once (retrying cannot help), with the reason for operators.
+    made = withdraw(sold.contributor, asset_ids=[sold.assets[0]])
+    assert made["buyers"][0]["state"] == "notified"
+    delivery = db.scalars(select(WebhookDelivery)).one()
+    assert delivery.state == DeliveryState.DEAD and delivery.attempts == 1
+    assert "signing secret does not open" in (delivery.last_error or "")
+    assert receiver.hits == 0
+    # Another round attempts nothing more, and raises nothing.
+    assert webhooks.deliver_due(db, app.state.settings, now=utcnow() + timedelta(days=1)) == 0
+    assert len(ok(sold.buyer.client.get("/api/v1/notices"))["notices"]) == 1

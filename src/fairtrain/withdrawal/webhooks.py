@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 from fairtrain.audit.service import append_event
 from fairtrain.config import Mode, Settings
-from fairtrain.errors import InvalidInput, NotFound
+from fairtrain.errors import Conflict, Gone, InvalidInput, NotFound
 from fairtrain.ids import new_id, utcnow
 from fairtrain.jobs.registry import job_handler
 from fairtrain.jobs.service import enqueue_job
@@ -84,12 +84,9 @@ def _secret_context(endpoint_id: str) -> str:
     return f"webhook:{endpoint_id}"
 
 
-def _signing_secret(session: Session, settings: Settings, endpoint: WebhookEndpoint) -> str:
+def _signing_secret(session: Session, keyring: KeyRing, endpoint: WebhookEndpoint) -> str:
     key = open_secret(
-        session,
-        KeyRing.from_settings(settings),
-        context=_secret_context(endpoint.id),
-        sealed=endpoint.sealed_secret,
+        session, keyring, context=_secret_context(endpoint.id), sealed=endpoint.sealed_secret
     )
     return _spelled(key)
 
@@ -300,23 +297,38 @@ def _post(
 
 
 def attempt_delivery(
-    session: Session, settings: Settings, delivery: WebhookDelivery, *, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    delivery: WebhookDelivery,
+    *,
+    now: datetime | None = None,
+    keyring: KeyRing | None = None,
 ) -> DeliveryState:
-    """One attempt: delivered, pending again (after the backoff), or dead (the last)."""
+    """One attempt: delivered, pending again (after the backoff), or dead (the last, or
+    one that can never succeed: a disabled endpoint, a signing secret that no longer
+    opens). ``keyring`` is the vault's (loaded from ``settings`` when not given)."""
     if DeliveryState(delivery.state) != DeliveryState.PENDING:
         return DeliveryState(delivery.state)
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     notice = session.get(Notice, delivery.notice_id)
     assert endpoint is not None and notice is not None
-    # Signed with the real time (receivers refuse timestamps far from theirs); ``now``
-    # only decides when the next attempt is due.
-    secret = _signing_secret(session, settings, endpoint)
-    body, headers = signed_request(delivery.id, secret, payload_of(notice), utcnow())
     sent_at = now or utcnow()
-    if endpoint.active:
-        status, error = _post(settings, endpoint.url, body, headers)
+    hopeless = not endpoint.active
+    status: int | None = None
+    if hopeless:
+        error: str | None = "the endpoint was disabled"
     else:
-        status, error = None, "the endpoint was disabled"
+        try:
+            secret = _signing_secret(session, keyring or KeyRing.from_settings(settings), endpoint)
+        except (Conflict, Gone) as unreadable:
+            # Altered, or its organisation's key was shredded: nothing can sign it, and
+            # the other due deliveries must still go out.
+            hopeless, error = True, f"the endpoint's signing secret does not open: {unreadable}"
+        else:
+            # Signed with the real time (receivers refuse timestamps far from theirs);
+            # ``now`` only decides when the next attempt is due.
+            body, headers = signed_request(delivery.id, secret, payload_of(notice), utcnow())
+            status, error = _post(settings, endpoint.url, body, headers)
     delivery.attempts += 1
     delivery.last_status = status
     delivery.last_error = error
@@ -324,7 +336,7 @@ def attempt_delivery(
         delivery.state = DeliveryState.DELIVERED
         delivery.delivered_at = utcnow()
         delivery.next_attempt_at = None
-    elif delivery.attempts >= settings.webhook_max_attempts or not endpoint.active:
+    elif delivery.attempts >= settings.webhook_max_attempts or hopeless:
         delivery.state = DeliveryState.DEAD
         delivery.next_attempt_at = None
     else:
@@ -356,8 +368,9 @@ def deliver_due(session: Session, settings: Settings, *, now: datetime | None = 
             .limit(1000)
         )
     )
+    keyring = KeyRing.from_settings(settings)  # once for the round, not per delivery
     for delivery in due:
-        attempt_delivery(session, settings, delivery, now=now)
+        attempt_delivery(session, settings, delivery, now=now, keyring=keyring)
     return len(due)
 
 
@@ -380,4 +393,4 @@ def _deliver(session: Session, payload: dict[str, Any], runtime: Runtime) -> Non
     dead delivery is left as it is)."""
     delivery = session.get(WebhookDelivery, payload["delivery_id"])
     if delivery is not None:
-        attempt_delivery(session, runtime.settings, delivery)
+        attempt_delivery(session, runtime.settings, delivery, keyring=runtime.vault.keyring)
