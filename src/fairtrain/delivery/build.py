@@ -406,15 +406,27 @@ class _Aborted(Exception):
     """Raised into a vault store whose shard was abandoned: the vault keeps nothing."""
 
 
-class _ThreadedStore:
-    """A vault store whose bytes are written by a thread of its own; calling it (in the
-    session's thread) waits for that thread and records the blob: the exporter's claim."""
+class _VaultSink:
+    """A shard or file copy written straight into the vault, never to the scratch disk.
 
-    _sealer: _VaultSealer
-    _store: BlobStore
-    _thread: threading.Thread
-    _failure: BaseException | None
-    _blob: VaultBlob | None
+    The format writer writes into it (tarfile in the session's thread, pyarrow in its
+    writer thread); the bytes are cut into the vault's chunk size and handed (a few
+    chunks at most in flight) to a thread that hashes, encrypts and writes them. ``seal``
+    ends the stream and returns a claim, the sink itself: calling it (in the session's
+    thread) waits for that thread and records the blob. ``abort`` makes the store keep
+    nothing."""
+
+    def __init__(self, sealer: _VaultSealer, store: BlobStore) -> None:
+        self._sealer = sealer
+        self._store = store
+        self._buffer = bytearray()
+        self._size = 0
+        self._chunks: queue.Queue[object] = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._blob: VaultBlob | None = None
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
+        self._thread.start()
 
     @property
     def settled(self) -> bool:
@@ -430,27 +442,6 @@ class _ThreadedStore:
                 (self._blob.sha256, self._blob.plaintext_size), []
             ).append(self._blob)
         return self._blob.sha256, self._blob.plaintext_size
-
-
-class _VaultSink(_ThreadedStore):
-    """A shard or file copy written straight into the vault, never to the scratch disk.
-
-    The format writer writes into it in the session's thread; the bytes are cut into the
-    vault's chunk size and handed (a few chunks at most in flight) to a thread that
-    hashes, encrypts and writes them. ``seal`` ends the stream and returns a claim the
-    exporter settles when it needs the digest; ``abort`` makes the store keep nothing."""
-
-    def __init__(self, sealer: _VaultSealer, store: BlobStore) -> None:
-        self._sealer = sealer
-        self._store = store
-        self._buffer = bytearray()
-        self._size = 0
-        self._chunks: queue.Queue[object] = queue.Queue(maxsize=4)
-        self._failure: BaseException | None = None
-        self._blob: VaultBlob | None = None
-        self._ended = False
-        self._thread = threading.Thread(target=self._run, name="export-store", daemon=True)
-        self._thread.start()
 
     def _pieces(self) -> Iterator[bytes]:
         while True:
